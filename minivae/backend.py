@@ -1,0 +1,108 @@
+"""The array backend: NumPy on the CPU, CuPy on an NVIDIA GPU, one code path for both.
+
+Library code never writes ``np.exp(x)`` on data; it asks for the array module that
+owns its arrays, ``xp = array_module(x)``, and calls ``xp.exp(x)``. A model picks its
+module once, when it is built (``VAE(..., backend="cupy")``, or the process-wide default
+set by :func:`use`), and keeps it in ``model.xp``.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import numpy as np
+
+_default_name = "numpy"
+
+
+def _load_cupy() -> types.ModuleType:
+    """Import CuPy and prove that a GPU answers, or raise a clear RuntimeError."""
+    try:
+        import cupy
+    except ImportError as err:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "backend 'cupy' needs CuPy: install it with `pip install \".[gpu]\"` "
+            "on a machine with an NVIDIA GPU and CUDA driver"
+        ) from err
+    # `import cupy` succeeds without a GPU; only creating an array fails. Ask the runtime.
+    if not cupy.cuda.is_available():  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "backend 'cupy' was asked for, but CuPy finds no usable NVIDIA GPU "
+            "(cupy.cuda.is_available() is False); use backend 'numpy' on this machine"
+        )
+    return cupy
+
+
+_extra_modules: dict[str, types.ModuleType] = {}
+
+
+def register(name: str, module: types.ModuleType) -> None:
+    """Make an array namespace available under ``name`` (used by tests for a stand-in module)."""
+    _extra_modules[name] = module
+
+
+def get(name: str | None = None) -> types.ModuleType:
+    """Return the array module called ``name`` ('numpy' or 'cupy'); None gives the default."""
+    name = _default_name if name is None else name
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        return _load_cupy()
+    if name in _extra_modules:
+        return _extra_modules[name]
+    raise ValueError(f"unknown backend {name!r}: expected 'numpy' or 'cupy'")
+
+
+def use(name: str) -> None:
+    """Set the backend that new models use by default: 'numpy' or 'cupy'."""
+    get(name)  # fail now, with the clear message, rather than at the first model
+    global _default_name
+    _default_name = name
+
+
+def default_name() -> str:
+    """The name of the backend that new models use by default."""
+    return _default_name
+
+
+def array_module(*arrays: Any) -> types.ModuleType:
+    """The module that owns ``arrays``: CuPy for CuPy arrays, else the stand-in or NumPy."""
+    for a in arrays:
+        module = getattr(type(a), "__array_namespace_module__", None)
+        if module is not None:
+            return module
+        if type(a).__module__.startswith("cupy"):
+            import cupy
+
+            return cupy
+    return np
+
+
+def name_of(xp: types.ModuleType) -> str:
+    """The backend name of an array module."""
+    if xp is np:
+        return "numpy"
+    for name, module in _extra_modules.items():
+        if module is xp:
+            return name
+    return "cupy"
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """Copy an array from any backend to a NumPy array on the host (a no-op for NumPy)."""
+    if isinstance(a, np.ndarray) and type(a) is np.ndarray:
+        return a
+    if hasattr(a, "get"):
+        return a.get()
+    return np.asarray(a)
+
+
+def to_device(a: Any, xp: types.ModuleType) -> Any:
+    """Copy a host array onto the backend ``xp`` (a no-op when it already lives there)."""
+    return xp.asarray(a)
+
+
+def default_rng(seed: int | None, xp: types.ModuleType) -> Any:
+    """A seeded random generator of the backend's own kind (``xp.random.default_rng``)."""
+    return xp.random.default_rng(seed)

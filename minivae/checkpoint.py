@@ -1,0 +1,77 @@
+"""Save and load a model's parameters and configuration as one ``.npz`` file, without pickle.
+
+The file holds one array per parameter (``param/<name>``) and the model's configuration as a
+JSON string (``config``). Loading uses ``allow_pickle=False``, so a file can never run code, and
+checks every name, shape and dtype against the configuration before building the model.
+A round trip gives bit-identical outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .autoencoder import Autoencoder
+from .backend import to_numpy
+from .vae import VAE
+
+FORMAT = "minivae-checkpoint-1"
+MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
+
+
+def save(model: Any, path: str | os.PathLike) -> str:
+    """Write ``model``'s parameters and configuration to ``path`` (.npz); return the path written."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        path += ".npz"
+    arrays = {f"param/{name}": to_numpy(value) for name, value in model.params.items()}
+    meta = {"format": FORMAT, "config": model.config(), "beta": getattr(model, "beta", None)}
+    np.savez(path, config=np.array(json.dumps(meta)), **arrays)
+    return path
+
+
+def load(path: str | os.PathLike, backend: str | None = None) -> Any:
+    """Build the model saved at ``path`` and load its parameters (onto ``backend``, default numpy).
+
+    Raises ValueError when the file is not a minivae checkpoint or does not match its configuration.
+    """
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a minivae checkpoint (.npz): {err}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array, not a minivae checkpoint (.npz)")
+    with archive:
+        if "config" not in archive.files:
+            raise ValueError(f"{path} is not a minivae checkpoint: it has no 'config' entry")
+        try:
+            meta = json.loads(str(archive["config"]))
+        except (ValueError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: the checkpoint's config is not valid JSON ({err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: unknown checkpoint format, expected {FORMAT!r}")
+        config = dict(meta["config"])
+        cls = MODELS.get(config.pop("class", None))
+        if cls is None:
+            raise ValueError(f"{path}: unknown model class; expected one of {sorted(MODELS)}")
+        model = cls(**config, backend=backend)
+        if meta.get("beta") is not None:
+            model.beta = float(meta["beta"])
+        stored = {k[len("param/"):] for k in archive.files if k.startswith("param/")}
+        if stored != set(model.params):
+            raise ValueError(
+                f"{path}: parameters {sorted(stored)} do not match the model's {sorted(model.params)}"
+            )
+        for name in model.params:
+            value = archive[f"param/{name}"]
+            if value.dtype != model.dtype:
+                raise ValueError(f"{path}: parameter {name!r} is {value.dtype}, expected {model.dtype}")
+            model.params[name] = value  # checks the shape and finiteness
+    return model

@@ -1,0 +1,38 @@
+"""The reparameterization trick: sample z ~ N(mu, exp(logvar)) so that gradients reach mu, logvar.
+
+Sampling z directly is not differentiable in mu and logvar. Writing the sample as a deterministic
+function of the parameters and independent noise,
+
+    z = mu + std * eps,   std = exp(0.5 * logvar),   eps ~ N(0, I),
+
+moves the randomness into ``eps`` and gives dz/dmu = 1, dz/dlogvar = 0.5 * std * eps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import array_module
+
+Array = Any
+
+
+def reparameterize(mu: Array, logvar: Array, eps: Array) -> tuple[Array, tuple]:
+    """z = mu + exp(0.5 * logvar) * eps.   mu, logvar, eps: (batch, latent) -> z: (batch, latent).
+
+    ``eps`` is passed in, never drawn here, so that any step can be reproduced by hand or by
+    another framework; draw it with ``rng.standard_normal(mu.shape)``.
+    """
+    if eps.shape != mu.shape:
+        raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    std = array_module(logvar).exp(0.5 * logvar)
+    z = mu + std * eps
+    return z, (std, eps)
+
+
+def reparameterize_backward(dz: Array, cache: tuple) -> tuple[Array, Array]:
+    """dmu = dz;   dlogvar = dz * eps * 0.5 * std   (chain rule through z = mu + exp(logvar/2) eps)."""
+    std, eps = cache
+    dmu = dz
+    dlogvar = dz * eps * (0.5 * std)
+    return dmu, dlogvar

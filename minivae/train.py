@@ -1,0 +1,165 @@
+"""The training loop: shuffled minibatches, an optimizer, a history, a progress bar.
+
+    history = fit(model, x_train, x_val, epochs=20, batch_size=128, seed=0)
+
+Works for any model with ``_loss_and_grads(x, eps)`` and ``loss(x)`` returning a dict of terms
+(``loss``, ``recon`` and, for a VAE, ``kl``): the VAE and the Autoencoder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .optim import Adam
+from .validation import check_positive_int
+
+Array = Any
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when a loss term or a gradient stops being finite during training."""
+
+
+@dataclass
+class History:
+    """Per-epoch means of every loss term: ``history.train["kl"][epoch]``, same for ``val``."""
+
+    train: dict[str, list[float]] = field(default_factory=dict)
+    val: dict[str, list[float]] = field(default_factory=dict)
+    beta: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train.get("loss", []))
+
+    def append(self, split: str, terms: dict[str, float]) -> None:
+        table = self.train if split == "train" else self.val
+        for key, value in terms.items():
+            table.setdefault(key, []).append(float(value))
+
+
+def evaluate(model: Any, x: Array, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
+    """Mean of every loss term over x, with a fixed seed for eps so repeated calls agree.
+
+    Each term is a one-sample estimate (the ELBO needs a sampled z), averaged over all rows.
+    """
+    rng = backend.default_rng(seed, model.xp)
+    totals: dict[str, float] = {}
+    n = x.shape[0]
+    for start in range(0, n, batch_size):
+        xb = x[start : start + batch_size]
+        eps = model.draw_eps(xb.shape[0], rng) if hasattr(model, "draw_eps") else None
+        for key, value in model.loss(xb, eps).items():
+            totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
+    return {key: value / n for key, value in totals.items()}
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    """A notebook-aware tqdm bar, or None when disabled or tqdm is not installed."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a course dependency, not the library's
+        return None
+    return tqdm(total=total, desc=desc, unit="epoch", leave=True)
+
+
+def fit(
+    model: Any,
+    x_train: Array,
+    x_val: Array | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    optimizer: Any = None,
+    lr: float = 1e-3,
+    seed: int = 0,
+    beta_schedule: Callable[[int], float] | None = None,
+    on_epoch_end: Callable[[int, Any, History], None] | None = None,
+    progress: bool = True,
+    history: History | None = None,
+) -> History:
+    """Train ``model`` on ``x_train`` (n, x_dim) and return the per-epoch :class:`History`.
+
+    Args:
+        x_val: held-out data, evaluated after every epoch (same terms as training).
+        optimizer: any object with ``step(grads)`` over ``model.params``; default Adam(lr).
+        seed: seeds the shuffling of minibatches (the model's own seed fixes weights and eps).
+        beta_schedule: ``step -> beta``, called before every optimizer step with the global
+            step count (0, 1, ...); sets ``model.beta``, e.g. for a KL warm-up.
+        on_epoch_end: called as ``on_epoch_end(epoch, model, history)`` after each epoch.
+        progress: show a progress bar (tqdm, notebook-aware) with the latest losses.
+        history: continue an earlier run's History instead of starting a new one.
+
+    Raises:
+        TrainingDiverged: at the first step where a loss term or gradient is not finite, naming it.
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x_train = model._check_x(x_train, "x_train")
+    if hasattr(model, "likelihood"):
+        model.likelihood.check_data(x_train)
+    if x_val is not None:
+        x_val = model._check_x(x_val, "x_val")
+    optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
+    history = History() if history is None else history
+    shuffle_rng = np.random.default_rng(seed)
+    n = x_train.shape[0]
+    step = sum(math.ceil(n / batch_size) for _ in range(history.epochs))
+    bar = _progress(epochs, progress, type(model).__name__)
+    try:
+        for epoch in range(history.epochs, history.epochs + epochs):
+            # the permutation is drawn on the host so the same seed shuffles alike on any backend
+            order = backend.to_device(shuffle_rng.permutation(n), model.xp)
+            sums: dict[str, float] = {}
+            for start in range(0, n, batch_size):
+                if beta_schedule is not None:
+                    model.beta = float(beta_schedule(step))
+                xb = x_train[order[start : start + batch_size]]
+                terms, grads = model._loss_and_grads(xb, None)
+                _check_finite(terms, grads, epoch, step)
+                optimizer.step(grads)
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value * xb.shape[0]
+                step += 1
+            history.append("train", {key: value / n for key, value in sums.items()})
+            history.beta.append(float(getattr(model, "beta", 1.0)))
+            if x_val is not None:
+                history.append("val", evaluate(model, x_val, seed=epoch))
+            if bar is not None:
+                shown = history.val if x_val is not None else history.train
+                bar.set_postfix({("val " if x_val is not None else "") + k: f"{v[-1]:.2f}"
+                                 for k, v in shown.items()})
+                bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model, history)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _check_finite(terms: dict[str, float], grads: Any, epoch: int, step: int) -> None:
+    """Stop training with a clear message at the first non-finite loss term or gradient."""
+    for key, value in terms.items():
+        if not math.isfinite(value):
+            others = ", ".join(f"{k} = {v:.4g}" for k, v in terms.items() if k != key)
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}, step {step}: the {key!r} term became "
+                f"{value} ({others}); try a smaller learning rate or check the data"
+            )
+    # one sum over all gradients: inf or NaN anywhere makes it non-finite (cheaper than isfinite)
+    if not math.isfinite(float(grads.flat.sum())):
+        xp = backend.array_module(grads.flat)
+        bad = [name for name, g in grads.items() if not bool(xp.isfinite(g).all())]
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}, step {step}: the gradient of {bad} is not "
+            "finite; try a smaller learning rate"
+        )
