@@ -130,13 +130,15 @@ class VAE(Model):
         """n images decoded from the prior: z ~ N(0, I), returns the mean of p(x|z), (n, x_dim)."""
         n = check_positive_int(n, "n")
         rng = self.rng if rng is None else rng
-        z = rng.standard_normal((n, self.z_dim)).astype(self.dtype)
-        return self.decode(z)
+        z = rng.standard_normal((n, self.z_dim))
+        return self.decode(backend.to_device(z, self.xp).astype(self.dtype))
 
     def draw_eps(self, batch: int, rng: Any = None) -> Array:
         """eps ~ N(0, I) of shape (batch, z_dim), from ``rng`` or the model's own generator."""
         rng = self.rng if rng is None else rng
-        return rng.standard_normal((batch, self.z_dim)).astype(self.dtype)
+        # to_device: a NumPy generator may drive a CuPy model (the draws are then copied over)
+        eps = backend.to_device(rng.standard_normal((batch, self.z_dim)), self.xp)
+        return eps.astype(self.dtype, copy=False)
 
     def _check_z(self, z: Array) -> Array:
         from .validation import check_data
@@ -252,7 +254,8 @@ class VAE(Model):
         chunk = max(1, min(k, max_chunk // max(1, batch * out_width)))  # bounds memory
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
-            eps = rng.standard_normal((n, batch, self.z_dim)).astype(self.dtype)
+            eps = rng.standard_normal((n, batch, self.z_dim))
+            eps = backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
             z = mu + std * eps  # (n, batch, z_dim)
             out, _ = self.decoder.forward(self.params, z.reshape(n * batch, self.z_dim))
             x_rep = xp.broadcast_to(x, (n, batch, self.x_dim)).reshape(n * batch, self.x_dim)

@@ -1,0 +1,204 @@
+"""A stand-in array namespace that behaves like CuPy where CuPy is strict, for CI without a GPU.
+
+CuPy arrays refuse to be mixed with NumPy arrays and refuse implicit conversion to NumPy. Model
+code that calls ``np.something(x)`` on data, or builds a NumPy array and adds it to device data,
+works on the CPU and breaks on the GPU. This module makes the same mistakes fail on the CPU:
+
+- ``DeviceArray`` wraps an ndarray. Its operators, methods and indexing return DeviceArrays.
+- Calling a NumPy function or ufunc on it (``np.exp(a)``, ``np.concatenate([a, b])``) raises,
+  because ``__array_function__`` and ``__array_ufunc__`` refuse; so does ``np.asarray(a)``.
+- Mixing it with a NumPy array in arithmetic raises, as in CuPy (scalars are fine).
+- The module ``standin`` offers NumPy's functions (``standin.exp``, ``standin.zeros`` ...) over
+  DeviceArrays, and ``standin.random.default_rng(seed)`` returns DeviceArrays.
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+from typing import Any
+
+import numpy as np
+
+
+class StrayNumPyCall(TypeError):
+    """NumPy was called on device data, or device and host arrays were mixed."""
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, DeviceArray):
+        return value._a
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return DeviceArray(value)
+    if isinstance(value, tuple):
+        return tuple(_wrap(v) for v in value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+def _refuse_host(value: Any) -> None:
+    """CuPy refuses NumPy arrays (not scalars) as operands of device arithmetic."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        raise StrayNumPyCall(
+            "a NumPy array was mixed with device data: create arrays with the model's xp, "
+            f"not np (got a NumPy array of shape {value.shape})"
+        )
+
+
+def _binary(op: Any, reflected: bool = False) -> Any:
+    def method(self: DeviceArray, other: Any) -> Any:
+        _refuse_host(other)
+        a, b = self._a, _unwrap(other)
+        return _wrap(op(b, a) if reflected else op(a, b))
+
+    return method
+
+
+def _inplace(op: Any) -> Any:
+    def method(self: DeviceArray, other: Any) -> Any:
+        _refuse_host(other)
+        op(self._a, _unwrap(other))
+        return self
+
+    return method
+
+
+class DeviceArray:
+    """An ndarray in disguise: usable through operators, methods and the ``standin`` module only."""
+
+    __array_namespace_module__: types.ModuleType  # set below; read by minivae.backend.array_module
+    __array_priority__ = 1000
+
+    def __init__(self, a: np.ndarray):
+        self._a = a
+
+    # NumPy's own entry points refuse, exactly where CuPy would misbehave
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise StrayNumPyCall("implicit conversion of device data to NumPy; use backend.to_numpy")
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        raise StrayNumPyCall(f"np.{ufunc.__name__} called on device data; use xp.{ufunc.__name__}")
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        raise StrayNumPyCall(f"np.{func.__name__} called on device data; use xp.{func.__name__}")
+
+    # attributes and methods
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    T = property(lambda self: DeviceArray(self._a.T))
+    flags = property(lambda self: self._a.flags)
+    base = property(lambda self: self._a.base)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # e.g. __array_interface__: NumPy would read the data through it
+            raise AttributeError(name)
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr)
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
+        return method
+
+    def get(self) -> np.ndarray:
+        """Copy to the host, as ``cupy.ndarray.get()`` does."""
+        return self._a.copy()
+
+    def __getitem__(self, key: Any) -> Any:
+        return _wrap(self._a[_unwrap(key)])
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _refuse_host(value)
+        self._a[_unwrap(key)] = _unwrap(value)
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __float__(self) -> float:
+        return float(self._a)
+
+    def __int__(self) -> int:
+        return int(self._a)
+
+    def __bool__(self) -> bool:
+        return bool(self._a)
+
+    def __repr__(self) -> str:
+        return f"DeviceArray({self._a!r})"
+
+    __add__, __radd__ = _binary(operator.add), _binary(operator.add, True)
+    __sub__, __rsub__ = _binary(operator.sub), _binary(operator.sub, True)
+    __mul__, __rmul__ = _binary(operator.mul), _binary(operator.mul, True)
+    __truediv__, __rtruediv__ = _binary(operator.truediv), _binary(operator.truediv, True)
+    __pow__, __rpow__ = _binary(operator.pow), _binary(operator.pow, True)
+    __matmul__, __rmatmul__ = _binary(operator.matmul), _binary(operator.matmul, True)
+    __lt__, __le__ = _binary(operator.lt), _binary(operator.le)
+    __gt__, __ge__ = _binary(operator.gt), _binary(operator.ge)
+    __eq__, __ne__ = _binary(operator.eq), _binary(operator.ne)  # type: ignore[assignment]
+    __and__, __or__ = _binary(operator.and_), _binary(operator.or_)
+    __iadd__, __isub__ = _inplace(operator.iadd), _inplace(operator.isub)
+    __imul__, __itruediv__ = _inplace(operator.imul), _inplace(operator.itruediv)
+
+    def __neg__(self) -> DeviceArray:
+        return DeviceArray(-self._a)
+
+    def __invert__(self) -> DeviceArray:
+        return DeviceArray(~self._a)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Random:
+    """``standin.random``: generators whose draws are DeviceArrays."""
+
+    class Generator:
+        def __init__(self, seed: Any):
+            self._g = np.random.default_rng(seed)
+
+        def __getattr__(self, name: str) -> Any:
+            draw = getattr(self._g, name)
+            return lambda *args, **kwargs: _wrap(draw(*_unwrap(args), **_unwrap(kwargs)))
+
+    def default_rng(self, seed: Any = None) -> _Random.Generator:
+        return _Random.Generator(seed)
+
+
+class StandInModule(types.ModuleType):
+    """A module that offers NumPy's functions over DeviceArrays (and refuses NumPy arrays)."""
+
+    random = _Random()
+    ndarray = DeviceArray
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(np, name)
+        if not callable(target) or isinstance(target, type):
+            return target  # dtypes, constants (np.float32, np.pi, np.newaxis)
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            for value in list(args) + list(kwargs.values()):
+                if name not in ("asarray", "array"):
+                    _refuse_host(value)
+            return _wrap(target(*_unwrap(args), **_unwrap(kwargs)))
+
+        function.__name__ = name
+        return function
+
+    def asarray(self, a: Any, dtype: Any = None) -> DeviceArray:
+        """Host -> device copy (like cupy.asarray)."""
+        return DeviceArray(np.array(_unwrap(a), dtype=dtype))
+
+
+standin = StandInModule("standin")
+DeviceArray.__array_namespace_module__ = standin

@@ -1,0 +1,141 @@
+"""The backend: one code path for NumPy and CuPy.
+
+CI has no GPU, so the GPU path is proven sound there by running the models through a stand-in
+array namespace (tests/standin_backend.py) that fails on any call bypassing the backend, exactly
+where CuPy would fail. On a machine with a GPU the same tests also run on CuPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from standin_backend import DeviceArray, StrayNumPyCall, standin
+
+from minivae import VAE, Adam, Autoencoder, backend, fit
+
+backend.register("standin", standin)
+
+
+def _gpu_available() -> bool:
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return bool(cupy.cuda.is_available())
+    except Exception:  # a broken CUDA install counts as none
+        return False
+
+
+GPU = _gpu_available()
+BACKENDS = [
+    "numpy",
+    "standin",
+    pytest.param(
+        "cupy", marks=pytest.mark.skipif(not GPU, reason="CuPy with a usable NVIDIA GPU not found")
+    ),
+]
+
+
+def test_standin_refuses_numpy_calls_on_device_data():
+    a = standin.ones((2, 3))
+    with pytest.raises(StrayNumPyCall, match="np.exp called on device data"):
+        np.exp(a)
+    with pytest.raises(StrayNumPyCall, match="np.concatenate"):
+        np.concatenate([a, a])
+    with pytest.raises(StrayNumPyCall, match="NumPy array was mixed"):
+        _ = a + np.ones((2, 3))
+    with pytest.raises(StrayNumPyCall, match="implicit conversion"):
+        np.asarray(a)
+    # what is allowed: operators, methods, scalars, the module's own functions
+    b = standin.exp(a) * 2.0 + a.sum(axis=0)
+    assert isinstance(b, DeviceArray)
+    assert backend.array_module(b) is standin
+    np.testing.assert_allclose(backend.to_numpy(b), np.exp(1.0) * 2 + 2)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_learned"])
+def test_vae_same_loss_and_grads_on_every_backend(backend_name, likelihood):
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 12)).astype(np.float32)
+    eps = rng.standard_normal((16, 3)).astype(np.float32)
+    ref = VAE(12, 3, (10,), likelihood=likelihood, seed=3)
+    model = VAE(12, 3, (10,), likelihood=likelihood, seed=3, backend=backend_name)
+    terms_ref, grads_ref = ref.loss_and_grads(x, eps)
+    terms, grads = model.loss_and_grads(x, eps)
+    # float32 on different hardware may sum in another order: float32 tolerance
+    for key in terms_ref:
+        assert terms[key] == pytest.approx(terms_ref[key], rel=1e-5), key
+    np.testing.assert_allclose(backend.to_numpy(grads.flat), grads_ref.flat, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_training_evaluation_and_sampling_run_on_every_backend(backend_name):
+    rng = np.random.default_rng(1)
+    x = rng.random((40, 12)).astype(np.float32)
+    model = VAE(12, 2, (8,), seed=0, backend=backend_name)
+    history = fit(model, x[:32], x[32:], epochs=2, batch_size=8, progress=False)
+    assert history.epochs == 2 and np.isfinite(history.val["loss"]).all()
+    assert backend.to_numpy(model.log_likelihood(x[:3], k=4)).shape == (3,)
+    assert backend.to_numpy(model.sample(5)).shape == (5, 12)
+    assert backend.to_numpy(model.reconstruct(x[:2])).shape == (2, 12)
+    ae = Autoencoder(12, 2, (8,), seed=0, backend=backend_name)
+    fit(ae, x, epochs=1, batch_size=8, progress=False)
+    assert backend.to_numpy(ae.reconstruct(x[:2])).shape == (2, 12)
+
+
+def test_standin_training_matches_numpy_exactly():
+    """Same seed, same data: the stand-in run reproduces the NumPy run number for number."""
+    x = np.random.default_rng(2).random((48, 12)).astype(np.float32)
+    runs = []
+    for name in ("numpy", "standin"):
+        model = VAE(12, 2, (8,), seed=5, backend=name)
+        model.rng = np.random.default_rng(9)  # one generator kind for both, so eps agree
+        runs.append(fit(model, x, x, epochs=3, batch_size=16, progress=False).train["loss"])
+    assert runs[0] == runs[1]
+
+
+def test_adam_on_standin_arrays_matches_numpy():
+    a = VAE(6, 2, (4,), seed=0)
+    b = VAE(6, 2, (4,), seed=0, backend="standin")
+    grads = np.random.default_rng(0).standard_normal(a.params.flat.shape).astype(np.float32)
+    a.grads.flat[...] = grads
+    b.grads.flat[...] = standin.asarray(grads)
+    opt_a, opt_b = Adam(a.params), Adam(b.params)
+    for _ in range(3):
+        opt_a.step(a.grads)
+        opt_b.step(b.grads)
+    np.testing.assert_array_equal(backend.to_numpy(b.params.flat), a.params.flat)
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        backend.use("tpu")
+    with pytest.raises(ValueError, match="expected 'numpy' or 'cupy'"):
+        VAE(4, 2, (3,), backend="jax")
+
+
+@pytest.mark.skipif(GPU, reason="this machine has a usable GPU")
+def test_asking_for_cupy_without_a_gpu_says_so():
+    with pytest.raises(RuntimeError, match="cupy"):
+        backend.use("cupy")
+    assert backend.default_name() == "numpy"  # a failed use() leaves the default alone
+
+
+def test_use_sets_the_default_for_new_models():
+    try:
+        backend.use("standin")
+        model = VAE(4, 2, (3,))
+        assert model.xp is standin and isinstance(model.params.flat, DeviceArray)
+    finally:
+        backend.use("numpy")
+    assert VAE(4, 2, (3,)).xp is np
+
+
+def test_to_numpy_and_to_device_round_trip():
+    host = np.arange(6.0).reshape(2, 3)
+    device = backend.to_device(host, standin)
+    assert isinstance(device, DeviceArray)
+    np.testing.assert_array_equal(backend.to_numpy(device), host)
+    assert backend.to_numpy(host) is host  # no copy for NumPy
