@@ -88,7 +88,8 @@ class Autoencoder(Model):
         """Reconstruction loss of ``target`` (default: x itself) from x, and all gradients.
 
         Passing a clean ``target`` with a noisy ``x`` trains a denoising autoencoder.
-        Returns ``({"loss", "recon"}, grads)``; ``eps`` is accepted for the training loop and unused.
+        Returns ``({"loss", "recon"}, grads)``; ``eps`` is accepted for the training loop
+        and unused.
         """
         x = self._check_x(x)
         target = x if target is None else self._check_x(target, "target")

@@ -24,7 +24,7 @@ MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
 
 
 def save(model: Any, path: str | os.PathLike) -> str:
-    """Write ``model``'s parameters and configuration to ``path`` (.npz); return the path written."""
+    """Write ``model``'s parameters and configuration to ``path`` (.npz); return the path."""
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
@@ -67,11 +67,14 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
         stored = {k[len("param/"):] for k in archive.files if k.startswith("param/")}
         if stored != set(model.params):
             raise ValueError(
-                f"{path}: parameters {sorted(stored)} do not match the model's {sorted(model.params)}"
+                f"{path}: parameters {sorted(stored)} do not match "
+                f"the model's {sorted(model.params)}"
             )
         for name in model.params:
             value = archive[f"param/{name}"]
             if value.dtype != model.dtype:
-                raise ValueError(f"{path}: parameter {name!r} is {value.dtype}, expected {model.dtype}")
+                raise ValueError(
+                    f"{path}: parameter {name!r} is {value.dtype}, expected {model.dtype}"
+                )
             model.params[name] = value  # checks the shape and finiteness
     return model

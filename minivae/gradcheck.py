@@ -19,7 +19,7 @@ Array = Any
 
 
 def rel_error(a: Array, b: Array) -> float:
-    """max |a - b| / max(|a| + |b|), a relative error that is 0 for equal arrays and ~1 for unrelated."""
+    """max |a - b| / max(|a| + |b|): 0 for equal arrays, about 1 for unrelated ones."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"rel_error needs equal shapes, got {a.shape} and {b.shape}")
@@ -60,10 +60,11 @@ def check_gradients(
     h: float = 1e-6,
     names: list[str] | None = None,
 ) -> dict[str, float]:
-    """Relative error between analytic ``grads`` and central differences of ``f`` for each parameter.
+    """Relative error between analytic ``grads`` and central differences of ``f``, per parameter.
 
     ``f()`` must recompute the loss from ``params`` (perturbed in place) with everything else fixed,
-    e.g. the same ``eps``. Returns name -> rel_error; expect ~1e-7 or less when the gradient is right.
+    e.g. the same ``eps``. Returns name -> rel_error; expect ~1e-7 or less when the gradient
+    is right.
     """
     errors = {}
     for name in names if names is not None else list(params):

@@ -69,7 +69,7 @@ def kl_diag_gaussians(
 
 
 def _sum_to_shape(grad: Array, shape: tuple, xp: Any) -> Array:
-    """Undo broadcasting: sum ``grad`` over the axes along which an input of ``shape`` was spread."""
+    """Undo broadcasting: sum ``grad`` over the axes along which an input of ``shape`` spread."""
     while grad.ndim > len(shape):
         grad = grad.sum(axis=0)
     for axis, size in enumerate(shape):

@@ -60,7 +60,7 @@ class Bernoulli:
 
 
 class GaussianFixedVar:
-    """p(x|z) = N(x; mean, var * I) with a fixed ``var``; the decoder outputs the mean (batch, D)."""
+    """p(x|z) = N(x; mean, var * I), fixed ``var``; the decoder outputs the mean (batch, D)."""
 
     name = "gaussian"
     outputs_per_pixel = 1

@@ -6,7 +6,8 @@ So for a batch x of shape (batch, D), ``loss = (1/batch) * sum_b sum_d loss[b, d
 gradient returned here is the gradient of that number (it carries the 1/batch).
 
 Each loss returns ``(loss, d<input>...)``. Each ``*_log_prob`` returns the log-likelihood of every
-example, shape (batch,), summed over pixels and not averaged, for evaluation and importance sampling.
+example, shape (batch,), summed over pixels and not averaged, for evaluation and importance
+sampling.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
 
 
 def gaussian_log_prob(mean: Array, logvar: Array | float, x: Array) -> Array:
-    """log N(x | mean, exp(logvar)) = -1/2 * sum_d [log(2 pi) + logvar + (x - mean)^2 / exp(logvar)].
+    """log N(x | mean, exp(logvar))
+        = -1/2 * sum_d [log(2 pi) + logvar + (x - mean)^2 / exp(logvar)].
 
     mean, x: (batch, D); logvar: (batch, D) or a float (a fixed variance). Returns (batch,).
     """

@@ -19,7 +19,8 @@ class MLP:
     """x -> [Linear -> activation] * (n - 2) -> Linear.  The output layer has no activation.
 
     ``sizes = [n_in, h1, ..., n_out]``; layer i maps sizes[i] -> sizes[i+1] with weight
-    ``{prefix}W{i}`` of shape (sizes[i], sizes[i+1]) and bias ``{prefix}b{i}`` of shape (sizes[i+1],).
+    ``{prefix}W{i}`` of shape (sizes[i], sizes[i+1]) and bias ``{prefix}b{i}`` of shape
+    (sizes[i+1],).
     """
 
     def __init__(self, sizes: Sequence[int], activation_name: str = "relu", prefix: str = ""):

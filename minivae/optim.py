@@ -49,7 +49,7 @@ class SGD:
         pairs = _flat_pairs(self.params, grads)
         if self.velocity is None:
             self.velocity = [array_module(p).zeros_like(p) for p, _ in pairs]
-        for (p, g), v in zip(pairs, self.velocity):
+        for (p, g), v in zip(pairs, self.velocity, strict=True):
             if self.momentum:
                 v *= self.momentum
                 v += g
@@ -93,7 +93,7 @@ class Adam:
         bias1 = 1 - self.beta1**self.t
         bias2 = 1 - self.beta2**self.t
         step_size = self.lr / bias1
-        for (p, g), m, v in zip(pairs, self.m, self.v):
+        for (p, g), m, v in zip(pairs, self.m, self.v, strict=True):
             xp = array_module(p)
             m *= self.beta1
             m += (1 - self.beta1) * g

@@ -31,7 +31,10 @@ def reparameterize(mu: Array, logvar: Array, eps: Array) -> tuple[Array, tuple]:
 
 
 def reparameterize_backward(dz: Array, cache: tuple) -> tuple[Array, Array]:
-    """dmu = dz;   dlogvar = dz * eps * 0.5 * std   (chain rule through z = mu + exp(logvar/2) eps)."""
+    """dmu = dz;   dlogvar = dz * eps * 0.5 * std   (chain rule through z = mu + std * eps).
+
+    dz, and both results: (batch, latent).
+    """
     std, eps = cache
     dmu = dz
     dlogvar = dz * eps * (0.5 * std)

@@ -111,7 +111,7 @@ class VAE(Model):
         return h[:, : self.z_dim], h[:, self.z_dim :]
 
     def decode(self, z: Array) -> Array:
-        """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or Gaussian means."""
+        """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or means."""
         z = self._check_z(z)
         out, _ = self.decoder.forward(self.params, z)
         return self.likelihood.mean(out)
@@ -122,7 +122,7 @@ class VAE(Model):
         return self.decoder.forward(self.params, z)[0]
 
     def reconstruct(self, x: Array) -> Array:
-        """x_hat = mean of p(x | z = mu(x)): the reconstruction at the posterior mean, (batch, x_dim)."""
+        """x_hat = mean of p(x | z = mu(x)), the posterior-mean reconstruction: (batch, x_dim)."""
         mu, _ = self.encode(x)
         return self.decode(mu)
 
@@ -168,7 +168,9 @@ class VAE(Model):
 
         eps = check_data(eps, "eps", dim=self.z_dim)
         if eps.shape[0] != batch:
-            raise ValueError(f"eps must be (batch, z_dim) = ({batch}, {self.z_dim}), got {eps.shape}")
+            raise ValueError(
+                f"eps must be (batch, z_dim) = ({batch}, {self.z_dim}), got {tuple(eps.shape)}"
+            )
         return backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
 
     def _loss_and_grads(self, x: Array, eps: Array | None) -> tuple[dict, Parameters]:
@@ -218,7 +220,7 @@ class VAE(Model):
         return {"loss": recon + penalty, "recon": recon, "kl": float(kl_per_latent.sum())}
 
     def kl_per_latent(self, x: Array) -> Array:
-        """The KL of each latent dimension averaged over x: (z_dim,). Near 0 means an inactive unit."""
+        """The KL of each latent dimension averaged over x: (z_dim,). Near 0: an inactive unit."""
         mu, logvar = self.encode(x)
         return kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
 
@@ -233,7 +235,7 @@ class VAE(Model):
     def log_likelihood(
         self, x: Array, k: int = 100, rng: Any = None, max_chunk: int = 2**22
     ) -> Array:
-        """Importance-sampled estimate of log p(x) with k samples (the IWAE bound, Burda et al. 2016).
+        """Importance-sampled estimate of log p(x) with k samples (IWAE bound, Burda et al. 2016).
 
             log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
 
@@ -267,7 +269,7 @@ class VAE(Model):
 
 
 def logsumexp(a: Array, axis: int = 0) -> Array:
-    """log sum_i exp(a_i) along ``axis``, computed as m + log sum_i exp(a_i - m) with m = max_i a_i."""
+    """log sum_i exp(a_i) along ``axis``, as m + log sum_i exp(a_i - m) with m = max_i a_i."""
     xp = backend.array_module(a)
     m = a.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)

@@ -27,7 +27,9 @@ def check_data(
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
         else:
-            raise TypeError(f"{name} must be an array of shape (batch, dim), got {type(x).__name__}")
+            raise TypeError(
+                f"{name} must be an array of shape (batch, dim), got {type(x).__name__}"
+            )
     kind = np.dtype(str(x.dtype)).kind
     if kind != "f":
         raise TypeError(
@@ -39,7 +41,9 @@ def check_data(
             f"{name} must have {ndim} axes (batch, dim), got shape {tuple(x.shape)}"
         )
     if x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); need at least one row")
+        raise ValueError(
+            f"{name} is an empty batch (shape {tuple(x.shape)}); need at least one row"
+        )
     if dim is not None and x.shape[-1] != dim:
         raise ValueError(
             f"{name} must have {dim} features per row (shape (batch, {dim})), "
@@ -70,7 +74,8 @@ def check_unit_interval(x: Any, name: str = "x") -> None:
     lo, hi = float(xp.min(x)), float(xp.max(x))
     if lo < 0 or hi > 1:
         raise ValueError(
-            f"{name} must lie in [0, 1] for a Bernoulli likelihood, got values in [{lo:g}, {hi:g}]; "
+            f"{name} must lie in [0, 1] for a Bernoulli likelihood, "
+            f"got values in [{lo:g}, {hi:g}]; "
             "scale it (minivae.data.scale_to_unit) or use a Gaussian likelihood"
         )
 
