@@ -43,15 +43,54 @@ def register(name: str, module: types.ModuleType) -> None:
 
 
 def get(name: str | None = None) -> types.ModuleType:
-    """Return the array module called ``name`` ('numpy' or 'cupy'); None gives the default."""
+    """Return the array module called ``name``; None gives the default.
+
+    'numpy' and 'cupy' are the real backends; 'standin' is the strict CPU stand-in for CuPy
+    (:mod:`minivae.standin`) that proves code backend-agnostic without a GPU.
+    """
     name = _default_name if name is None else name
     if name == "numpy":
         return np
     if name == "cupy":
         return _load_cupy()
+    if name == "standin" and name not in _extra_modules:
+        from .standin import standin
+
+        register("standin", standin)
     if name in _extra_modules:
         return _extra_modules[name]
-    raise ValueError(f"unknown backend {name!r}: expected 'numpy' or 'cupy'")
+    raise ValueError(f"unknown backend {name!r}: expected 'numpy' or 'cupy' (or 'standin')")
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and finds a usable NVIDIA GPU; never raises."""
+    try:
+        import cupy
+    except ImportError:
+        return False
+    try:
+        return bool(cupy.cuda.is_available())
+    except Exception:  # a broken CUDA installation counts as no GPU
+        return False
+
+
+def device_name(xp: types.ModuleType | None = None) -> str:
+    """A human-readable name of the device behind ``xp``: the GPU's name, or 'CPU (NumPy)'."""
+    xp = get() if xp is None else xp
+    if name_of(xp) != "cupy":
+        return f"CPU ({name_of(xp)})"
+    props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def synchronize(xp: types.ModuleType) -> None:
+    """Wait until the device has finished its queued work (GPU calls return early; time after this).
+
+    A no-op for NumPy, whose calls finish before they return.
+    """
+    if name_of(xp) == "cupy":
+        xp.cuda.get_current_stream().synchronize()
 
 
 def use(name: str) -> None:

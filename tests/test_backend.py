@@ -1,7 +1,7 @@
 """The backend: one code path for NumPy and CuPy.
 
 CI has no GPU, so the GPU path is proven sound there by running the models through a stand-in
-array namespace (tests/standin_backend.py) that fails on any call bypassing the backend, exactly
+array namespace (minivae/standin.py) that fails on any call bypassing the backend, exactly
 where CuPy would fail. On a machine with a GPU the same tests also run on CuPy.
 """
 
@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from standin_backend import DeviceArray, StrayNumPyCall, standin
 
 from minivae import VAE, Adam, Autoencoder, backend, fit
+from minivae.standin import DeviceArray, StrayNumPyCall, standin
 
-backend.register("standin", standin)
-
-
-def _gpu_available() -> bool:
-    try:
-        import cupy
-    except ImportError:
-        return False
-    try:
-        return bool(cupy.cuda.is_available())
-    except Exception:  # a broken CUDA install counts as none
-        return False
-
-
-GPU = _gpu_available()
+GPU = backend.gpu_available()
 BACKENDS = [
     "numpy",
     "standin",
@@ -139,3 +125,11 @@ def test_to_numpy_and_to_device_round_trip():
     assert isinstance(device, DeviceArray)
     np.testing.assert_array_equal(backend.to_numpy(device), host)
     assert backend.to_numpy(host) is host  # no copy for NumPy
+
+
+def test_standin_is_a_named_backend_and_gpu_helpers_are_safe_without_a_gpu():
+    model = VAE(4, 2, (3,), backend="standin")
+    assert model.xp is standin
+    assert backend.device_name(np) == "CPU (numpy)"
+    backend.synchronize(np)  # a no-op on the CPU
+    assert backend.gpu_available() is GPU

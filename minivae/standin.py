@@ -1,4 +1,9 @@
-"""A stand-in array namespace that behaves like CuPy where CuPy is strict, for CI without a GPU.
+"""A strict stand-in array namespace: behaves like CuPy where CuPy is strict, on any CPU.
+
+Use it to prove that code is backend-agnostic without a GPU: ``VAE(..., backend="standin")``
+runs the whole model through it, and any stray NumPy call on device data raises
+:class:`StrayNumPyCall` at once, where CuPy would fail (CI has no GPU; course chapter 06 grades
+learners' code with it).
 
 CuPy arrays refuse to be mixed with NumPy arrays and refuse implicit conversion to NumPy. Model
 code that calls ``np.something(x)`` on data, or builds a NumPy array and adds it to device data,
