@@ -95,9 +95,13 @@ class Autoencoder(Model):
         target = x if target is None else self._check_x(target, "target")
         if target.shape != x.shape:
             raise ValueError(f"target must have the shape of x {x.shape}, got {target.shape}")
-        if self.loss_name == "bernoulli":
-            check_unit_interval(target, "target")
+        self._check_values(target, "target")
         return self._loss_and_grads(x, None, target)
+
+    def _check_values(self, x: Array, name: str = "x") -> None:
+        """The 'bernoulli' loss needs x in [0, 1]; 'mse' takes any real numbers."""
+        if self.loss_name == "bernoulli":
+            check_unit_interval(x, name)
 
     def _loss_and_grads(
         self, x: Array, eps: None = None, target: Array | None = None
@@ -114,6 +118,7 @@ class Autoencoder(Model):
     def loss(self, x: Array, eps: None = None) -> dict:
         """The reconstruction loss of x, without gradients: {"loss", "recon"}."""
         x = self._check_x(x)
+        self._check_values(x)
         out = self.decoder.forward(self.params, self.encoder.forward(self.params, x)[0])[0]
         loss_fn = bernoulli_nll if self.loss_name == "bernoulli" else mse
         value = loss_fn(out, x)[0]

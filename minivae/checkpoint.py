@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,10 @@ from .vae import VAE
 
 FORMAT = "minivae-checkpoint-1"
 MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
+
+# What reading a damaged archive member can raise: a bad CRC or truncated member (BadZipFile,
+# EOFError, zlib.error), an object array refused by allow_pickle=False (ValueError), bad headers.
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def save(model: Any, path: str | os.PathLike) -> str:
@@ -34,6 +39,20 @@ def save(model: Any, path: str | os.PathLike) -> str:
     return path
 
 
+def _read(archive: Any, key: str, path: str) -> np.ndarray:
+    """One entry of the archive, with damage or pickled objects reported as a ValueError."""
+    try:
+        value = archive[key]
+    except _READ_ERRORS as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(
+                f"{path}: entry {key!r} holds pickled Python objects; a minivae checkpoint holds "
+                "only numeric arrays and is loaded with allow_pickle=False, so it is refused"
+            ) from None
+        raise ValueError(f"{path}: entry {key!r} is damaged or unreadable ({err})") from None
+    return value
+
+
 def load(path: str | os.PathLike, backend: str | None = None) -> Any:
     """Build the model saved at ``path`` and load its parameters (onto ``backend``, default numpy).
 
@@ -44,24 +63,34 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
+    except _READ_ERRORS as err:
+        if "pickle" in str(err):  # neither a zip archive nor a .npy header: np.load's last guess
+            err = "it is neither an .npz archive nor a .npy array (pickle loading is disabled)"
         raise ValueError(f"{path} is not a minivae checkpoint (.npz): {err}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} holds a single array, not a minivae checkpoint (.npz)")
     with archive:
         if "config" not in archive.files:
             raise ValueError(f"{path} is not a minivae checkpoint: it has no 'config' entry")
+        raw = _read(archive, "config", path)
         try:
-            meta = json.loads(str(archive["config"]))
+            meta = json.loads(str(raw))
         except (ValueError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: the checkpoint's config is not valid JSON ({err})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format, expected {FORMAT!r}")
+        if not isinstance(meta.get("config"), dict):
+            raise ValueError(f"{path}: the checkpoint's 'config' entry has no model configuration")
         config = dict(meta["config"])
         cls = MODELS.get(config.pop("class", None))
         if cls is None:
             raise ValueError(f"{path}: unknown model class; expected one of {sorted(MODELS)}")
-        model = cls(**config, backend=backend)
+        try:
+            model = cls(**config, backend=backend)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{path}: the stored configuration {config} is invalid ({err})"
+            ) from None
         if meta.get("beta") is not None:
             model.beta = float(meta["beta"])
         stored = {k[len("param/"):] for k in archive.files if k.startswith("param/")}
@@ -71,10 +100,19 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
                 f"the model's {sorted(model.params)}"
             )
         for name in model.params:
-            value = archive[f"param/{name}"]
+            value = _read(archive, f"param/{name}", path)
             if value.dtype != model.dtype:
                 raise ValueError(
                     f"{path}: parameter {name!r} is {value.dtype}, expected {model.dtype}"
                 )
-            model.params[name] = value  # checks the shape and finiteness
+            expected = tuple(model.params[name].shape)
+            if value.shape != expected:
+                raise ValueError(
+                    f"{path}: parameter {name!r} has shape {value.shape}, "
+                    f"the configuration needs {expected}"
+                )
+            try:
+                model.params[name] = value  # checks finiteness
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
     return model

@@ -55,6 +55,12 @@ class Model:
             x = x.astype(self.dtype)
         return x
 
+    def _check_values(self, x: Array, name: str = "x") -> None:
+        """Check that the values of a checked batch suit the loss (e.g. [0, 1] for a Bernoulli)."""
+        likelihood = getattr(self, "likelihood", None)
+        if likelihood is not None:
+            likelihood.check_data(x)
+
     def config(self) -> dict:
         """The constructor arguments, enough to build the same model again (for save/load)."""
         raise NotImplementedError

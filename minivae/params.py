@@ -29,13 +29,13 @@ class Parameters(MutableMapping):
     def __init__(self, flat: Any, shapes: Mapping[str, Shape]):
         self.flat = flat
         self._views: dict[str, Any] = {}
+        sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes.values()]
+        if sum(sizes) != flat.size:
+            raise ValueError(f"flat buffer has {flat.size} entries, the shapes need {sum(sizes)}")
         offset = 0
-        for name, shape in shapes.items():
-            size = int(np.prod(shape, dtype=np.int64))
+        for (name, shape), size in zip(shapes.items(), sizes, strict=True):
             self._views[name] = flat[offset : offset + size].reshape(shape)
             offset += size
-        if offset != flat.size:
-            raise ValueError(f"flat buffer has {flat.size} entries, the shapes need {offset}")
 
     @classmethod
     def zeros(cls, shapes: Mapping[str, Shape], dtype: Any, xp: Any = np) -> Parameters:

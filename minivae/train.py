@@ -71,6 +71,10 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="epoch", leave=True)
 
 
+# A diverging run overflows (exp of a huge logvar) before its loss is inf; _check_finite then stops
+# it with a TrainingDiverged naming the step and the term, so NumPy's overflow warnings (errors
+# under `-W error`) are silenced during training rather than pre-empting that message.
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def fit(
     model: Any,
     x_train: Array,
@@ -104,10 +108,11 @@ def fit(
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     x_train = model._check_x(x_train, "x_train")
-    if hasattr(model, "likelihood"):
-        model.likelihood.check_data(x_train)
+    check_values = getattr(model, "_check_values", lambda x, name: None)
+    check_values(x_train, "x_train")
     if x_val is not None:
         x_val = model._check_x(x_val, "x_val")
+        check_values(x_val, "x_val")
     optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
     history = History() if history is None else history
     shuffle_rng = np.random.default_rng(seed)
@@ -159,6 +164,8 @@ def _check_finite(terms: dict[str, float], grads: Any, epoch: int, step: int) ->
     if not math.isfinite(float(grads.flat.sum())):
         xp = backend.array_module(grads.flat)
         bad = [name for name, g in grads.items() if not bool(xp.isfinite(g).all())]
+        if not bad:  # every entry finite; only their float32 sum overflowed
+            return
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}, step {step}: the gradient of {bad} is not "
             "finite; try a smaller learning rate"
