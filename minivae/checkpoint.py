@@ -54,7 +54,9 @@ def _read(archive: Any, key: str, path: str) -> np.ndarray:
 
 
 def load(path: str | os.PathLike, backend: str | None = None) -> Any:
-    """Build the model saved at ``path`` and load its parameters (onto ``backend``, default numpy).
+    """Build the model saved at ``path`` and load its parameters onto ``backend``.
+
+    ``backend`` None: the default set by :func:`minivae.backend.use` ('numpy' unless changed).
 
     Raises ValueError when the file is not a minivae checkpoint or does not match its configuration.
     """

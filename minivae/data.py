@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from . import backend
+
 __all__ = [
     "binarize",
     "load_breast_cancer",
@@ -142,7 +144,8 @@ def _check_float_array(x: Any, name: str = "x") -> np.ndarray:
             x = np.asarray(x, dtype=np.float64)
         else:
             raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-    x = np.asarray(x)
+    # CuPy arrays (e.g. a model's samples) are copied to the host; NumPy refuses them implicitly
+    x = np.asarray(x) if backend.array_module(x) is np else backend.to_numpy(x)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if x.size == 0:

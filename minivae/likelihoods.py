@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import array_module
+from .backend import array_module, to_device
 from .layers import sigmoid
 from .losses import (
     bernoulli_log_prob,
@@ -54,9 +54,9 @@ class Bernoulli:
         return sigmoid(out)
 
     def sample(self, out: Array, rng: Any) -> Array:
-        """x ~ p(x|z): binary (batch, D)."""
+        """x ~ p(x|z): binary (batch, D). A NumPy ``rng`` may drive CuPy data (draws copied)."""
         p = sigmoid(out)
-        return (rng.random(p.shape) < p).astype(p.dtype)
+        return (to_device(rng.random(p.shape), array_module(p)) < p).astype(p.dtype)
 
 
 class GaussianFixedVar:
@@ -86,7 +86,8 @@ class GaussianFixedVar:
         return out
 
     def sample(self, out: Array, rng: Any) -> Array:
-        return out + math.sqrt(self.var) * rng.standard_normal(out.shape, dtype=out.dtype)
+        noise = to_device(rng.standard_normal(out.shape, dtype=out.dtype), array_module(out))
+        return out + math.sqrt(self.var) * noise
 
 
 class GaussianLearnedVar:
@@ -123,7 +124,8 @@ class GaussianLearnedVar:
     def sample(self, out: Array, rng: Any) -> Array:
         mean, logvar = self.split(out)
         xp = array_module(out)
-        return mean + xp.exp(0.5 * logvar) * rng.standard_normal(mean.shape, dtype=mean.dtype)
+        noise = to_device(rng.standard_normal(mean.shape, dtype=mean.dtype), xp)
+        return mean + xp.exp(0.5 * logvar) * noise
 
 
 def make_likelihood(name: str | Any, **kwargs: Any) -> Any:

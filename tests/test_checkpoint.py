@@ -1,4 +1,9 @@
-"""Checkpoints: bit-identical round trips; damaged or foreign files refused with a ValueError."""
+"""Checkpoints: bit-identical round trips; damaged or foreign files refused with a ValueError.
+
+Round trips run on every backend (see conftest.py): a model saved from the backend and loaded
+back onto it (``load(path, backend=...)``) computes bit-identical numbers, and the file is the
+same whatever backend wrote it.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +12,68 @@ import json
 import numpy as np
 import pytest
 
-from minivae import VAE, Autoencoder, load, save
+from minivae import VAE, Autoencoder, backend, load, save
 
 
-def _models():
+def _models(backend_name: str = "numpy"):
     return [
-        VAE(6, 2, (5,), "bernoulli", beta=2.0, seed=1),
-        VAE(6, 2, (5,), "gaussian", obs_var=0.3, activation="tanh", seed=2),
-        VAE(6, 3, (5, 4), "gaussian_learned", dtype="float64", seed=3),
-        Autoencoder(6, 2, (5,), "mse", seed=4),
-        Autoencoder(6, 2, (), "bernoulli", dtype="float64", seed=5),
+        VAE(6, 2, (5,), "bernoulli", beta=2.0, seed=1, backend=backend_name),
+        VAE(6, 2, (5,), "gaussian", obs_var=0.3, activation="tanh", seed=2, backend=backend_name),
+        VAE(6, 3, (5, 4), "gaussian_learned", dtype="float64", seed=3, backend=backend_name),
+        Autoencoder(6, 2, (5,), "mse", seed=4, backend=backend_name),
+        Autoencoder(6, 2, (), "bernoulli", dtype="float64", seed=5, backend=backend_name),
     ]
 
 
 @pytest.mark.parametrize("index", range(5), ids=["bern", "gauss", "learned", "ae-mse", "ae-bern"])
-def test_round_trip_is_bit_identical(tmp_path, index):
-    model = _models()[index]
-    model.params.flat[...] += 0.01 * np.arange(model.n_params())  # not the seed's weights
-    x = np.random.default_rng(0).random((4, 6))
+def test_round_trip_is_bit_identical(tmp_path, index, backend_name, xp, to_xp, to_numpy):
+    model = _models(backend_name)[index]
+    model.params.flat[...] += 0.01 * xp.arange(model.n_params())  # not the seed's weights
+    x = to_xp(np.random.default_rng(0).random((4, 6)))
     path = save(model, tmp_path / "model")
     assert path.endswith(".npz")
-    loaded = load(path)
+    loaded = load(path, backend=backend_name)
     assert type(loaded) is type(model) and loaded.config() == model.config()
-    np.testing.assert_array_equal(loaded.params.flat, model.params.flat)
+    assert loaded.xp is xp and backend.array_module(loaded.params.flat) is xp
+    np.testing.assert_array_equal(to_numpy(loaded.params.flat), to_numpy(model.params.flat))
     assert loaded.params.dtype == model.params.dtype
-    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+    np.testing.assert_array_equal(to_numpy(loaded.reconstruct(x)), to_numpy(model.reconstruct(x)))
     if isinstance(model, VAE):
         assert loaded.beta == model.beta
-        eps = np.random.default_rng(1).standard_normal((4, model.z_dim))
+        eps = to_xp(np.random.default_rng(1).standard_normal((4, model.z_dim)))
         assert loaded.loss(x, eps) == model.loss(x, eps), "loss differs after a round trip"
         _, g1 = model.loss_and_grads(x, eps)
         _, g2 = loaded.loss_and_grads(x, eps)
-        np.testing.assert_array_equal(g1.flat, g2.flat)
+        np.testing.assert_array_equal(to_numpy(g1.flat), to_numpy(g2.flat))
         ll1 = model.log_likelihood(x, k=4, rng=np.random.default_rng(2))
         ll2 = loaded.log_likelihood(x, k=4, rng=np.random.default_rng(2))
-        np.testing.assert_array_equal(ll1, ll2)
+        np.testing.assert_array_equal(to_numpy(ll1), to_numpy(ll2))
     else:
         assert loaded.loss(x) == model.loss(x)
+    # the file does not depend on the backend that wrote it: load it anywhere
+    on_numpy = load(path, backend="numpy")
+    assert on_numpy.xp is np
+    np.testing.assert_array_equal(on_numpy.params.flat, to_numpy(model.params.flat))
+    resaved = save(on_numpy, tmp_path / "again.npz")
+    with np.load(path) as first, np.load(resaved) as second:
+        assert first.files == second.files
+        for key in first.files:
+            np.testing.assert_array_equal(first[key], second[key], err_msg=key)
 
 
-def test_beta_changed_after_construction_is_saved(tmp_path):
-    model = VAE(6, 2, (5,), seed=0)
+def test_load_onto_the_default_backend(tmp_path, backend_name, xp):
+    path = save(VAE(6, 2, (5,), seed=0), tmp_path / "m.npz")
+    try:
+        backend.use(backend_name)
+        assert load(path).xp is xp, "load() without backend= must use backend.use()'s default"
+    finally:
+        backend.use("numpy")
+
+
+def test_beta_changed_after_construction_is_saved(tmp_path, backend_name):
+    model = VAE(6, 2, (5,), seed=0, backend=backend_name)
     model.beta = 4.0
-    assert load(save(model, tmp_path / "m.npz")).beta == 4.0
+    assert load(save(model, tmp_path / "m.npz"), backend=backend_name).beta == 4.0
 
 
 def test_load_uses_allow_pickle_false(tmp_path, monkeypatch):
@@ -116,21 +140,21 @@ def test_pickled_object_arrays_are_refused(saved):
         load(_write(tmp_path, "evil_config.npz", evil))
 
 
-def test_wrong_shapes_dtypes_and_names(saved):
+def test_wrong_shapes_dtypes_and_names(saved, backend_name):  # checked while loading onto it
     tmp_path, _, arrays = saved
     bad = dict(arrays, **{"param/encoder.W0": np.zeros((3, 3), np.float32)})
     with pytest.raises(ValueError, match=r"'encoder.W0' has shape \(3, 3\), the configuration "
                                          r"needs \(6, 5\)"):
-        load(_write(tmp_path, "shape.npz", bad))
+        load(_write(tmp_path, "shape.npz", bad), backend=backend_name)
     bad = dict(arrays, **{"param/encoder.b0": np.zeros(5, np.float64)})
     with pytest.raises(ValueError, match="'encoder.b0' is float64, expected float32"):
-        load(_write(tmp_path, "dtype.npz", bad))
+        load(_write(tmp_path, "dtype.npz", bad), backend=backend_name)
     bad = dict(arrays, **{"param/encoder.b0": np.full(5, np.nan, np.float32)})
     with pytest.raises(ValueError, match="'encoder.b0': the new value contains NaN"):
-        load(_write(tmp_path, "nan.npz", bad))
+        load(_write(tmp_path, "nan.npz", bad), backend=backend_name)
     bad = {k: v for k, v in arrays.items() if k != "param/decoder.b1"}
     with pytest.raises(ValueError, match="do not match the model's"):
-        load(_write(tmp_path, "missing_param.npz", bad))
+        load(_write(tmp_path, "missing_param.npz", bad), backend=backend_name)
 
 
 def test_bad_config(saved):
