@@ -36,7 +36,8 @@ def init_linear(rng: Any, n_in: int, n_out: int, dtype: Any = "float32") -> tupl
 
 def linear_forward(x: Array, W: Array, b: Array) -> tuple[Array, tuple]:
     """out = x @ W + b.   x: (batch, n_in), W: (n_in, n_out), b: (n_out,) -> out: (batch, n_out)."""
-    out = x @ W + b
+    out = x @ W
+    out += b  # in place: the same sum as x @ W + b without a second (batch, n_out) array
     return out, (x, W)
 
 

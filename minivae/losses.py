@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from .backend import array_module
-from .layers import sigmoid, softplus
+from .layers import softplus
 
 Array = Any
 LOG_2PI = math.log(2 * math.pi)
@@ -43,8 +43,27 @@ def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
     dlogits = (sigmoid(l) - x) / batch                       logits, x: (batch, D)
     """
     batch = x.shape[0]
-    loss = float(-bernoulli_log_prob(logits, x).sum()) / batch
-    dlogits = (sigmoid(logits) - x) / batch
+    # The training hot path, fused for speed (see benchmarks/): the same numbers as
+    #     loss = float(-bernoulli_log_prob(logits, x).sum()) / batch
+    #     dlogits = (sigmoid(logits) - x) / batch
+    # but exp(-|l|) is computed once for both softplus and sigmoid, and every pass writes into
+    # one of three (batch, D) buffers instead of a new array (16 passes instead of about 24).
+    xp = array_module(logits)
+    e = xp.abs(logits)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # e = exp(-|l|), in (0, 1]
+    per_entry = xp.maximum(logits, 0)
+    buf = xp.log1p(e)
+    xp.add(per_entry, buf, out=per_entry)  # softplus(l) = max(l, 0) + log1p(exp(-|l|))
+    xp.multiply(x, logits, out=buf)
+    xp.subtract(per_entry, buf, out=per_entry)  # softplus(l) - x * l
+    loss = float(per_entry.sum()) / batch
+    # sigmoid(l) = 1 / (1 + e) for l >= 0 and e / (1 + e) for l < 0 (see layers.sigmoid)
+    xp.add(e, 1, out=per_entry)
+    dlogits = xp.where(logits >= 0, e.dtype.type(1), e)
+    xp.divide(dlogits, per_entry, out=dlogits)
+    xp.subtract(dlogits, x, out=dlogits)
+    xp.divide(dlogits, batch, out=dlogits)
     return loss, dlogits
 
 

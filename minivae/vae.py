@@ -194,7 +194,7 @@ class VAE(Model):
         dmu, dlogvar = reparameterize_backward(dz, reparam_cache)
         _, dmu_kl, dlogvar_kl = kl_standard_normal(mu, logvar)
         dh = xp.concatenate([dmu + weight * dmu_kl, dlogvar + weight * dlogvar_kl], axis=1)
-        self.encoder.backward(dh, enc_cache, grads)
+        self.encoder.backward(dh, enc_cache, grads, need_dx=False)  # x needs no gradient
 
         kl = float(kl_per_latent.sum())
         return {"loss": recon + penalty, "recon": recon, "kl": kl}, grads
