@@ -32,9 +32,8 @@ import numpy as np
 from . import backend
 from .kl import kl_standard_normal, kl_standard_normal_elementwise
 from .layers import sigmoid, softplus
-from .optim import Adam
 from .reparam import reparameterize, reparameterize_backward
-from .train import History, _check_finite, _progress
+from .train import History, fit
 from .validation import check_data, check_positive_int
 
 Array = Any
@@ -329,43 +328,24 @@ def fit_masked(
     progress: bool = True,
     history: History | None = None,
 ) -> History:
-    """Train a VAE on incomplete data: like :func:`minivae.train.fit`, with the masked loss.
+    """Train a VAE on incomplete data: :func:`minivae.train.fit` with ``mask=mask``.
 
     x: (n, x_dim), its missing entries ignored; mask: (n, x_dim) booleans, True = observed.
     The rows of x and mask are shuffled together (``seed``). Returns the per-epoch History of
     the training terms (``loss``, ``recon`` over observed entries, ``kl``).
     """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    x, mask = _checked(model, x, mask)
-    optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
-    history = History() if history is None else history
-    shuffle_rng = np.random.default_rng(seed)
-    n = x.shape[0]
-    step = history.epochs * math.ceil(n / batch_size)
-    bar = _progress(epochs, progress, "VAE (masked)")
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        try:
-            for epoch in range(history.epochs, history.epochs + epochs):
-                order = backend.to_device(shuffle_rng.permutation(n), model.xp)
-                sums: dict[str, float] = {}
-                for start in range(0, n, batch_size):
-                    rows = order[start : start + batch_size]
-                    terms, grads = _masked_loss_and_grads(model, x[rows], mask[rows], None)
-                    _check_finite(terms, grads, epoch, step)
-                    optimizer.step(grads)
-                    for key, value in terms.items():
-                        sums[key] = sums.get(key, 0.0) + value * rows.shape[0]
-                    step += 1
-                history.append("train", {key: value / n for key, value in sums.items()})
-                history.beta.append(float(model.beta))
-                if bar is not None:
-                    bar.set_postfix({k: f"{v[-1]:.2f}" for k, v in history.train.items()})
-                    bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
-    return history
+    return fit(
+        model,
+        x,
+        mask=mask,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        history=history,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -89,11 +89,13 @@ def fit(
     on_epoch_end: Callable[[int, Any, History], None] | None = None,
     progress: bool = True,
     history: History | None = None,
+    mask: Array | None = None,
 ) -> History:
     """Train ``model`` on ``x_train`` (n, x_dim) and return the per-epoch :class:`History`.
 
     Args:
-        x_val: held-out data, evaluated after every epoch (same terms as training).
+        x_val: held-out data, evaluated after every epoch (same terms as training); complete
+            rows, also when training with a ``mask``.
         optimizer: any object with ``step(grads)`` over ``model.params``; default Adam(lr).
         seed: seeds the shuffling of minibatches (the model's own seed fixes weights and eps).
         beta_schedule: ``step -> beta``, called before every optimizer step with the global
@@ -101,15 +103,32 @@ def fit(
         on_epoch_end: called as ``on_epoch_end(epoch, model, history)`` after each epoch.
         progress: show a progress bar (tqdm, notebook-aware) with the latest losses.
         history: continue an earlier run's History instead of starting a new one.
+        mask: (n, x_dim) booleans, True = observed, to train on incomplete data: the likelihood
+            counts observed entries only and the encoder sees zero-filled rows (see
+            :mod:`minivae.missing`); its rows are shuffled with those of ``x_train``.
 
     Raises:
         TrainingDiverged: at the first step where a loss term or gradient is not finite, naming it.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    x_train = model._check_x(x_train, "x_train")
     check_values = getattr(model, "_check_values", lambda x, name: None)
-    check_values(x_train, "x_train")
+    if mask is None:
+        x_train = model._check_x(x_train, "x_train")
+        check_values(x_train, "x_train")
+
+        def loss_and_grads(rows: Array) -> tuple[dict, Any]:
+            return model._loss_and_grads(x_train[rows], None)
+
+    else:
+        # imported here: minivae.missing builds on this module (History, _check_finite)
+        from .missing import _checked, _masked_loss_and_grads
+
+        x_train, mask = _checked(model, x_train, mask)
+
+        def loss_and_grads(rows: Array) -> tuple[dict, Any]:
+            return _masked_loss_and_grads(model, x_train[rows], mask[rows], None)
+
     if x_val is not None:
         x_val = model._check_x(x_val, "x_val")
         check_values(x_val, "x_val")
@@ -127,12 +146,12 @@ def fit(
             for start in range(0, n, batch_size):
                 if beta_schedule is not None:
                     model.beta = float(beta_schedule(step))
-                xb = x_train[order[start : start + batch_size]]
-                terms, grads = model._loss_and_grads(xb, None)
+                rows = order[start : start + batch_size]
+                terms, grads = loss_and_grads(rows)
                 _check_finite(terms, grads, epoch, step)
                 optimizer.step(grads)
                 for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value * xb.shape[0]
+                    sums[key] = sums.get(key, 0.0) + value * rows.shape[0]
                 step += 1
             history.append("train", {key: value / n for key, value in sums.items()})
             history.beta.append(float(getattr(model, "beta", 1.0)))
