@@ -30,9 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .kl import kl_standard_normal, kl_standard_normal_elementwise
 from .layers import sigmoid, softplus
-from .reparam import reparameterize, reparameterize_backward
 from .train import History, fit
 from .validation import check_data, check_positive_int
 
@@ -283,36 +281,18 @@ def masked_loss_and_grads(
 
 
 def _masked_loss_and_grads(model: Any, x: Array, mask: Array, eps: Array | None) -> tuple:
-    xp, params, grads, z_dim = model.xp, model.params, model.grads, model.z_dim
-    if eps is None:
-        eps = model.draw_eps(x.shape[0])
-    h, enc_cache = model.encoder.forward(params, x)
-    mu, logvar = h[:, :z_dim], h[:, z_dim:]
-    z, reparam_cache = reparameterize(mu, logvar, eps)
-    out, dec_cache = model.decoder.forward(params, z)
-    recon, dout = masked_nll(model.likelihood, out, x, mask)
-    kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
-    penalty, weight = model.regularizer(kl_per_latent, model.beta)
-
-    dz, _ = model.decoder.backward(dout, dec_cache, grads)
-    dmu, dlogvar = reparameterize_backward(dz, reparam_cache)
-    _, dmu_kl, dlogvar_kl = kl_standard_normal(mu, logvar)
-    dh = xp.concatenate([dmu + weight * dmu_kl, dlogvar + weight * dlogvar_kl], axis=1)
-    model.encoder.backward(dh, enc_cache, grads)
-    return {"loss": recon + penalty, "recon": recon, "kl": float(kl_per_latent.sum())}, grads
+    """The VAE's own loss_and_grads, with the likelihood counting observed entries only."""
+    return model._loss_and_grads(
+        x, eps, nll=lambda out, x: masked_nll(model.likelihood, out, x, mask)
+    )
 
 
 def masked_loss(model: Any, x: Array, mask: Array, eps: Array | None = None) -> dict:
     """The masked loss and its parts (no gradients), with one sampled z per example."""
     x, mask = _checked(model, x, mask)
-    eps = model.draw_eps(x.shape[0]) if eps is None else model._check_eps(eps, x.shape[0])
-    mu, logvar = model._encode_unchecked(x)
-    z, _ = reparameterize(mu, logvar, eps)
-    out, _ = model.decoder.forward(model.params, z)
-    recon = float(-masked_log_prob(model.likelihood, out, x, mask).sum()) / x.shape[0]
-    kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
-    penalty, _ = model.regularizer(kl_per_latent, model.beta)
-    return {"loss": recon + penalty, "recon": recon, "kl": float(kl_per_latent.sum())}
+    return model._loss(
+        x, eps, log_prob=lambda out, x: masked_log_prob(model.likelihood, out, x, mask)
+    )
 
 
 def fit_masked(

@@ -173,8 +173,15 @@ class VAE(Model):
             )
         return backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
 
-    def _loss_and_grads(self, x: Array, eps: Array | None) -> tuple[dict, Parameters]:
-        """loss_and_grads without the input checks (the training loop checks the data once)."""
+    def _loss_and_grads(
+        self, x: Array, eps: Array | None, nll: Callable | None = None
+    ) -> tuple[dict, Parameters]:
+        """loss_and_grads without the input checks (the training loop checks the data once).
+
+        ``nll(out, x) -> (recon, dout)`` replaces ``self.likelihood.nll``; training with missing
+        data passes the masked likelihood here (:mod:`minivae.missing`).
+        """
+        nll = self.likelihood.nll if nll is None else nll
         xp, params, grads = self.xp, self.params, self.grads
         batch, z_dim = x.shape[0], self.z_dim
         if eps is None:
@@ -185,7 +192,7 @@ class VAE(Model):
         mu, logvar = h[:, :z_dim], h[:, z_dim:]
         z, reparam_cache = reparameterize(mu, logvar, eps)
         out, dec_cache = self.decoder.forward(params, z)
-        recon, dout = self.likelihood.nll(out, x)
+        recon, dout = nll(out, x)
         kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
         penalty, weight = self.regularizer(kl_per_latent, self.beta)
 
@@ -207,6 +214,12 @@ class VAE(Model):
         """
         x = self._check_x(x)
         self.likelihood.check_data(x)
+        return self._loss(x, eps)
+
+    def _loss(self, x: Array, eps: Array | None, log_prob: Callable | None = None) -> dict:
+        """loss without the data checks; ``log_prob(out, x) -> (batch,)`` replaces the
+        likelihood's (the masked one, for missing data)."""
+        log_prob = self.likelihood.log_prob if log_prob is None else log_prob
         if eps is None:
             eps = self.draw_eps(x.shape[0])
         else:
@@ -214,7 +227,7 @@ class VAE(Model):
         mu, logvar = self._encode_unchecked(x)
         z, _ = reparameterize(mu, logvar, eps)
         out, _ = self.decoder.forward(self.params, z)
-        recon = float(-self.likelihood.log_prob(out, x).sum()) / x.shape[0]
+        recon = float(-log_prob(out, x).sum()) / x.shape[0]
         kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
         penalty, _ = self.regularizer(kl_per_latent, self.beta)
         return {"loss": recon + penalty, "recon": recon, "kl": float(kl_per_latent.sum())}
