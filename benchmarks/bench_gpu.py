@@ -8,7 +8,11 @@ Cases: the MNIST-shaped VAE of bench_cpu.py (784-512-20-512-784, ReLU, Bernoulli
 1e-3, 60,000 x 784 binary from a fixed seed) at batch 128, 512 and 4096, and a wide model
 (hidden 2048) at batch 512 and 4096. Per case, one epoch of each contestant per round, the
 rounds interleaved; median seconds per epoch after a warm-up round. GPU times are taken after
-synchronising the device (CuPy and PyTorch return before the GPU has finished).
+synchronising the device (CuPy and PyTorch return before the GPU has finished). minivae on CuPy
+runs twice: with its fused kernels (minivae/kernels.py, the default) and without them
+(``kernels.set_enabled(False)``), so the table shows what the kernels buy. The NumPy column is
+minivae on ``--numpy-threads`` CPU cores (default 2): BLAS threads are limited with
+threadpoolctl, or, without it, by OPENBLAS_NUM_THREADS/OMP_NUM_THREADS set before the run.
 
 Without CuPy or without a usable NVIDIA GPU it prints why and exits with status 0 (nothing to
 measure is not an error). ``--cpu-smoke`` runs every code path on the CPU instead, minivae's
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import time
@@ -68,6 +73,8 @@ class Contestants:
         self.x_host = x_host
         self.dev_model = VAE(784, 20, (hidden,), seed=0, backend=device_backend)
         self.dev_opt = Adam(self.dev_model.params, lr=1e-3)
+        self.plain_model = VAE(784, 20, (hidden,), seed=0, backend=device_backend)
+        self.plain_opt = Adam(self.plain_model.params, lr=1e-3)
         self.np_model = VAE(784, 20, (hidden,), seed=0)
         self.np_opt = Adam(self.np_model.params, lr=1e-3, threads=numpy_threads)
         self.torch = None
@@ -98,6 +105,17 @@ class Contestants:
         fit(self.np_model, self.x_host, epochs=1, batch_size=self.batch, optimizer=self.np_opt,
             seed=seed, progress=False)
 
+    def plain_epoch(self, seed: int) -> None:
+        """minivae on the device without its fused kernels."""
+        from minivae import fit, kernels
+
+        previous = kernels.set_enabled(False)
+        try:
+            fit(self.plain_model, self.x_dev, epochs=1, batch_size=self.batch,
+                optimizer=self.plain_opt, seed=seed, progress=False)
+        finally:
+            kernels.set_enabled(previous)
+
     def torch_epoch(self, name: str) -> None:
         from torch_twin import train_epoch
 
@@ -109,7 +127,7 @@ def run_case(c: Contestants, rounds: int, numpy_rounds: int) -> dict[str, float]
     on_epoch_end runs the others, so its per-call data checks are paid once)."""
     from minivae import fit
 
-    others: dict[str, Any] = {}
+    others: dict[str, Any] = {"plain": c.plain_epoch}
     if c.torch is not None:
         others["torch"] = lambda r: c.torch_epoch("torch")
         others["torch_fused"] = lambda r: c.torch_epoch("torch_fused")
@@ -163,18 +181,19 @@ def to_markdown(rows: list[dict], header: dict, command: str, smoke: bool) -> st
         f"- Data: {header['rows']:,} x 784 binary (fixed seed); Adam lr 1e-3; median s/epoch "
         f"over {header['rounds']} epochs after a warm-up epoch (NumPy: {header['numpy_rounds']})",
         "",
-        "| model | batch | minivae CuPy | minivae NumPy | PyTorch CUDA Adam | PyTorch CUDA "
-        "Adam(fused) | NumPy / CuPy | CuPy / PyTorch | CuPy / fused |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | batch | minivae CuPy | CuPy, no fused kernels | minivae NumPy | PyTorch CUDA "
+        "Adam | PyTorch CUDA Adam(fused) | NumPy / CuPy | no kernels / kernels | CuPy / PyTorch "
+        "| CuPy / PyTorch fused |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     nan = float("nan")
     for r in rows:
         m = r["median"]
-        dev, npy = m["device"], m.get("numpy", nan)
+        dev, plain, npy = m["device"], m.get("plain", nan), m.get("numpy", nan)
         tt, tf = m.get("torch", nan), m.get("torch_fused", nan)
         lines.append(
-            f"| {r['model']} | {r['batch']} | {dev:.3f} | {npy:.3f} | {tt:.3f} | {tf:.3f} | "
-            f"{npy / dev:.1f}x | {dev / tt:.2f} | {dev / tf:.2f} |"
+            f"| {r['model']} | {r['batch']} | {dev:.3f} | {plain:.3f} | {npy:.3f} | {tt:.3f} | "
+            f"{tf:.3f} | {npy / dev:.1f}x | {plain / dev:.2f} | {dev / tt:.2f} | {dev / tf:.2f} |"
         )
     lines += ["", "GPU memory held after each case (MiB): "
               + "; ".join(f"{r['model']} b{r['batch']}: {r['memory']}" for r in rows), ""]
@@ -230,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         if torch_device is None:
             print("bench_gpu.py: PyTorch with CUDA not found; its columns will be empty (nan).")
 
+    # the NumPy column is minivae on --numpy-threads cores, whatever the GPU machine has
+    limiter = common.limit_threads(args.numpy_threads)
+    if limiter is None and os.environ.get("OPENBLAS_NUM_THREADS") != str(args.numpy_threads):
+        print(f"bench_gpu.py: threadpoolctl is not installed; run with OPENBLAS_NUM_THREADS="
+              f"{args.numpy_threads} OMP_NUM_THREADS={args.numpy_threads} to limit NumPy's BLAS "
+              "to that many cores (the table's CPU line records what it used)")
     x = common.mnist_like(rows_n, seed=0)
     header = {
         "gpu": gpu_name, "rows": rows_n, "rounds": rounds, "numpy_rounds": numpy_rounds,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import kernels
 from .backend import array_module
 
 Array = Any
@@ -22,6 +23,9 @@ def kl_standard_normal_elementwise(mu: Array, logvar: Array) -> Array:
     kl = -1/2 * (1 + logvar - mu^2 - exp(logvar))
     """
     xp = array_module(mu)
+    fused = kernels.get("kl_elementwise", xp)
+    if fused is not None:  # on a GPU, the line below as one kernel (see minivae.kernels)
+        return fused(mu, logvar)
     return -0.5 * (1 + logvar - mu * mu - xp.exp(logvar))
 
 
@@ -33,6 +37,10 @@ def kl_standard_normal(mu: Array, logvar: Array) -> tuple[float, Array, Array]:
     """
     xp = array_module(mu)
     batch = mu.shape[0]
+    fused = kernels.get("kl_with_grads", xp)
+    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.kernels)
+        kl_elementwise, dmu, dlogvar = fused(mu, logvar, float(batch))
+        return float(kl_elementwise.sum()) / batch, dmu, dlogvar
     kl = float(kl_standard_normal_elementwise(mu, logvar).sum()) / batch
     dmu = mu / batch
     dlogvar = 0.5 * (xp.exp(logvar) - 1) / batch

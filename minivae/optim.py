@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .backend import array_module
 from .params import Parameters
 from .validation import check_finite_scalar, check_positive_int
@@ -125,12 +126,20 @@ class SGD:
         pairs = _flat_pairs(self.params, grads)
         if not self.momentum:
             for p, g in pairs:
-                _run_chunked(self._plain_chunk, (p, g), self.threads)
+                fused = kernels.get("sgd", array_module(p))
+                if fused is not None:  # on a GPU, the update as one kernel (see minivae.kernels)
+                    fused(g, self.lr, p)
+                else:
+                    _run_chunked(self._plain_chunk, (p, g), self.threads)
             return
         if self.velocity is None:
             self.velocity = [array_module(p).zeros_like(p) for p, _ in pairs]
         for (p, g), v in zip(pairs, self.velocity, strict=True):
-            _run_chunked(self._momentum_chunk, (p, g, v), self.threads)
+            fused = kernels.get("sgd_momentum", array_module(p))
+            if fused is not None:
+                fused(g, self.lr, self.momentum, p, v)
+            else:
+                _run_chunked(self._momentum_chunk, (p, g, v), self.threads)
 
     def _plain_chunk(self, p: Array, g: Array, tmp: Array) -> None:
         xp = array_module(p)
@@ -217,7 +226,15 @@ class Adam:
         self._flush_now = self.t % self.flush_every == 0
         for (p, g), m, v in zip(pairs, self.m, self.v, strict=True):
             self._threshold = subnormal_threshold(p.dtype)
-            _run_chunked(self._chunk, (p, g, m, v), self.threads)
+            fused = kernels.get("adam", array_module(p))
+            if fused is None:
+                _run_chunked(self._chunk, (p, g, m, v), self.threads)
+                continue
+            # on a GPU, _chunk's update as one kernel, with the same numbers (see minivae.kernels)
+            m_floor = self._threshold if self._flush_now else 0.0
+            v_floor = m_floor if self.eps > 0 else 0.0
+            fused(g, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, self._step_size,
+                  self._sqrt_bias2, self.eps, m_floor, v_floor, p, m, v)
 
     def _chunk(self, p: Array, g: Array, m: Array, v: Array, tmp: Array) -> None:
         """The update above on one chunk, in place; ``tmp`` is scratch of the same shape."""

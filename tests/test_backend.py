@@ -109,6 +109,15 @@ def test_asking_for_cupy_without_a_gpu_says_so():
     assert backend.default_name() == "numpy"  # a failed use() leaves the default alone
 
 
+@pytest.mark.skipif(GPU, reason="this machine has a usable GPU")
+def test_real_cupy_without_a_gpu_is_refused_with_the_reason():
+    """`import cupy` works without a GPU; the backend asks cupy.cuda.is_available() first."""
+    pytest.importorskip("cupy", reason="CuPy not installed")
+    with pytest.raises(RuntimeError, match=r"no usable NVIDIA GPU \(cupy.cuda.is_available"):
+        VAE(4, 2, (3,), backend="cupy")
+    assert backend.gpu_available() is False
+
+
 def test_use_sets_the_default_for_new_models():
     try:
         backend.use("standin")
