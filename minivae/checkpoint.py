@@ -94,7 +94,10 @@ def load(path: str | os.PathLike, backend: str | None = None) -> Any:
                 f"{path}: the stored configuration {config} is invalid ({err})"
             ) from None
         if meta.get("beta") is not None:
-            model.beta = float(meta["beta"])
+            try:
+                model.beta = meta["beta"]
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path}: the stored beta is invalid ({err})") from None
         stored = {k[len("param/"):] for k in archive.files if k.startswith("param/")}
         if stored != set(model.params):
             raise ValueError(

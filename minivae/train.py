@@ -113,6 +113,11 @@ def fit(
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_values = getattr(model, "_check_values", lambda x, name: None)
+    if beta_schedule is not None and not hasattr(model, "beta"):
+        # an Autoencoder has no KL term: the schedule would be set and silently ignored
+        raise TypeError(
+            f"beta_schedule needs a model with a KL weight (a VAE); {type(model).__name__} has none"
+        )
     if mask is None:
         x_train = model._check_x(x_train, "x_train")
         check_values(x_train, "x_train")
@@ -145,7 +150,7 @@ def fit(
             sums: dict[str, float] = {}
             for start in range(0, n, batch_size):
                 if beta_schedule is not None:
-                    model.beta = float(beta_schedule(step))
+                    _set_scheduled_beta(model, beta_schedule, step)
                 rows = order[start : start + batch_size]
                 terms, grads = loss_and_grads(rows)
                 _check_finite(terms, grads, epoch, step)
@@ -168,6 +173,15 @@ def fit(
         if bar is not None:
             bar.close()
     return history
+
+
+def _set_scheduled_beta(model: Any, beta_schedule: Callable[[int], float], step: int) -> None:
+    """model.beta = beta_schedule(step), with an error that names the schedule when it is bad."""
+    value = beta_schedule(step)
+    try:
+        model.beta = value
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"beta_schedule({step}) returned {value!r}: {err}") from None
 
 
 def _check_finite(terms: dict[str, float], grads: Any, epoch: int, step: int) -> None:

@@ -73,7 +73,7 @@ class VAE(Model):
         self.likelihood = make_likelihood(likelihood, var=obs_var) if likelihood == "gaussian" \
             else make_likelihood(likelihood)
         self.obs_var = float(obs_var)
-        self.beta = check_finite_scalar(beta, "beta", minimum=0.0)
+        self.beta = beta  # checked by the property below
         self.activation = activation
         #: How the KL enters the loss: ``regularizer(kl_per_latent, beta) -> (penalty, weight)``.
         self.regularizer: Callable[[Array, float], tuple[float, Array]] = beta_kl
@@ -82,6 +82,18 @@ class VAE(Model):
         self.decoder = MLP([self.z_dim, *reversed(self.hidden), out_dim], activation, "decoder.")
         shapes = {**self.encoder.param_shapes(), **self.decoder.param_shapes()}
         self._setup(shapes, seed, dtype, backend)
+
+    @property
+    def beta(self) -> float:
+        """The weight of the KL term: a finite float >= 0 (1 gives the ELBO)."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        # Checked on every assignment, not only in __init__: a schedule or a notebook sets
+        # model.beta mid-training, and a NaN or negative beta there would otherwise surface as a
+        # NaN loss (or a KL that grows without bound) many steps later.
+        self._beta = check_finite_scalar(value, "beta", minimum=0.0)
 
     def _mlps(self) -> list:
         return [self.encoder, self.decoder]

@@ -18,6 +18,7 @@ another order).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,19 @@ BACKENDS = [
 
 #: Tolerance (relative) when a backend's result is compared with NumPy's.
 RTOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+
+def pytest_configure(config: Any) -> None:
+    # On a GPU machine a broken CuPy would otherwise turn every GPU test into a quiet skip;
+    # benchmarks/gpu_check.sh sets MINIVAE_REQUIRE_GPU=1 so that it fails loudly instead.
+    if os.environ.get("MINIVAE_REQUIRE_GPU") == "1" and not GPU:
+        try:
+            backend.get("cupy")
+        except Exception as err:  # the backend's own message says what is missing
+            reason = str(err)
+        else:  # pragma: no cover - gpu_available() and get() disagree
+            reason = "backend.gpu_available() is False"
+        raise pytest.UsageError(f"MINIVAE_REQUIRE_GPU=1 but {NO_GPU}: {reason}")
 
 
 def pytest_report_header(config: Any) -> str:

@@ -204,3 +204,33 @@ def test_other_vae_arguments(vae, x, backend_name, host_and_backend):
             ae.loss_and_grads(put(x), target=put(x[:, :4]))
         with pytest.raises(ValueError, match=target_msg):
             ae.loss_and_grads(put(x), target=put(x[:2]))
+
+
+def test_beta_is_checked_whenever_it_is_set():
+    # model.beta is set after construction by notebooks and schedules; a NaN there must not
+    # reach the loss
+    model = VAE(6, 2, (4,), seed=0)
+    model.beta = 4  # an int is fine and stored as a float
+    assert model.beta == 4.0 and isinstance(model.beta, float)
+    with pytest.raises(ValueError, match="beta must be finite, got nan"):
+        model.beta = float("nan")
+    with pytest.raises(ValueError, match=r"beta must be >= 0.0, got -0.5"):
+        model.beta = -0.5
+    with pytest.raises(TypeError, match="beta must be a real number, got 'high'"):
+        model.beta = "high"
+    assert model.beta == 4.0  # a refused value leaves the old one
+
+
+def test_bad_beta_schedule_is_named(x):
+    model = VAE(6, 2, (4,), seed=0)
+    before = model.params.flat.copy()
+
+    def schedule(step: int) -> float:
+        return 1.0 if step < 1 else float("nan")
+
+    with pytest.raises(ValueError, match=r"beta_schedule\(1\) returned nan: beta must be finite"):
+        fit(model, x, epochs=1, batch_size=2, beta_schedule=schedule, progress=False)
+    # step 0 ran; step 1 was refused before its update
+    assert not np.array_equal(model.params.flat, before)
+    with pytest.raises(TypeError, match="beta_schedule needs a model with a KL weight"):
+        fit(Autoencoder(6, 2, (4,)), x, epochs=1, beta_schedule=lambda step: 1.0, progress=False)

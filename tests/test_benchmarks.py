@@ -3,6 +3,7 @@ minivae and the PyTorch twin compute the same thing)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,29 @@ def test_bench_gpu_code_path_runs_on_the_cpu_stand_in(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     assert "CPU SMOKE RUN" in text and "| 784-64-20 (toy) | 128 |" in text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gpu_check.sh uses bash and coreutils' timeout")
+def test_gpu_check_script_runs_every_step_and_fails_loudly_without_a_gpu(tmp_path):
+    # benchmarks/gpu_check.sh is the one prepared run for a device machine; here, without a GPU,
+    # it must still run all its steps, record them, and exit non-zero because the GPU tests
+    # could not run (MINIVAE_REQUIRE_GPU=1), instead of reporting 124 quiet skips as success.
+    import bench_gpu
+
+    if bench_gpu.why_no_gpu() is None:
+        pytest.skip("a GPU is present: run benchmarks/gpu_check.sh itself")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "MINIVAE_REQUIRE_GPU"}
+    env["PYTHONPATH"] = str(BENCH.parent)
+    proc = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), str(out)], capture_output=True,
+                          text=True, timeout=300, check=False, env=env)
+    assert proc.returncode == 4, proc.stdout[-3000:] + proc.stderr[-2000:]  # pytest usage error
+    summary = (out / "summary.txt").read_text()
+    assert "versions: exit 0" in summary
+    assert "pytest -m gpu: exit 4" in summary
+    assert "bench_gpu.py: exit 0" in summary
+    assert "minivae sees a GPU: False" in (out / "versions.txt").read_text()
+    assert "MINIVAE_REQUIRE_GPU=1 but CuPy with a usable NVIDIA GPU not found" in (
+        out / "pytest_gpu.txt").read_text()
+    assert "nothing to measure on this machine" in (out / "bench_gpu.txt").read_text()
+    assert not (out / "RESULTS_GPU.md").exists()

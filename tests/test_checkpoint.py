@@ -178,3 +178,17 @@ def test_bad_config(saved):
         load(with_meta("extra.npz", dict(meta, config=dict(meta["config"], bogus=1))))
     with pytest.raises(ValueError, match="config is not valid JSON"):
         load(_write(tmp_path, "json.npz", dict(arrays, config=np.array("{not json"))))
+
+
+def test_bad_stored_beta(saved):
+    tmp_path, _, arrays = saved
+    meta = json.loads(str(arrays["config"]))
+    for name, beta, message in [
+        ("negative.npz", -1.0, r"beta must be >= 0.0, got -1.0"),
+        ("nan.npz", float("nan"), "beta must be finite"),
+        ("text.npz", "high", "beta must be a real number"),
+    ]:
+        config = np.array(json.dumps(dict(meta, beta=beta)))
+        path = _write(tmp_path, name, dict(arrays, config=config))
+        with pytest.raises(ValueError, match=rf"the stored beta is invalid \({message}"):
+            load(path)
