@@ -28,7 +28,9 @@ NumPy's: they agree to float rounding.
 How they are checked without a GPU (``tests/test_kernels.py``): every source is compiled as
 CUDA by ``nvcc`` when it is installed, and run on the CPU by compiling the same body as C++
 with ``g++`` behind the stand-in backend, so the library's calls of these kernels run and are
-compared with the NumPy reference; with real CuPy installed, CuPy parses every parameter list.
+compared with the NumPy reference; with real CuPy installed, CuPy parses every parameter list,
+and for each way the library calls a kernel, CuPy's own code generator writes it and NVRTC
+compiles it for an H100/H200 (sm_90) with CuPy's headers and the kernel's options.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ on the CPU: the kernel bodies, the library's calls of them and the argument orde
 g++ compiles with ``-ffp-contract=off`` (no fused multiply-adds), as the optimizer kernels ask
 of NVRTC with ``--fmad=false``. :func:`cuda_source` wraps the bodies as CUDA kernels, for nvcc
 and for :func:`nvrtc_ptx` (NVRTC, the compiler CuPy calls, loaded through CuPy when present).
+Closest to the device: each kernel call records its arguments' kinds, :func:`cupy_generated_code`
+turns one such call into the exact source CuPy would generate, and :func:`nvrtc_compile_as_cupy`
+compiles it with CuPy's headers and options for an H100/H200 (sm_90) — all but the launch.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class HostElementwiseKernel:
         self.name = name
         self.options = options
         self.calls = 0
+        #: how the library called this kernel: (dtype name, per argument ("scalar", 0, True) or
+        #: ("array", ndim, C-contiguous)), inputs then outputs; see :func:`cupy_generated_code`
+        self.signatures: set[tuple[str, tuple[tuple[str, int, bool], ...]]] = set()
 
     def _source(self, scalar: list[bool], ctype: str) -> str:
         args, lines = ["long long n_entries"], []
@@ -113,6 +119,9 @@ class HostElementwiseKernel:
             if not isinstance(out, np.ndarray) or out.shape != shape:
                 raise ValueError(f"{self.name}: outputs must be arrays of shape {shape}")
         scalar = [not isinstance(a, np.ndarray) for a in host[:n_in]]
+        self.signatures.add((dtype.name, tuple(
+            ("array", a.ndim, bool(a.flags.c_contiguous)) if isinstance(a, np.ndarray)
+            else ("scalar", 0, True) for a in [*host[:n_in], *outputs])))
         library = _compile(self._source(scalar, ctype), ctype)
         c_args: list[Any] = [ctypes.c_longlong(math.prod(shape))]
         keep_alive = []
@@ -172,3 +181,61 @@ def nvrtc_ptx(source: str, options: tuple[str, ...]) -> bytes | None:
         raise RuntimeError(f"NVRTC refused the kernel ({err}):\n"
                            f"{nvrtc.getProgramLog(program)}") from err
     return nvrtc.getPTX(program)
+
+
+def cupy_generated_code(source: Any, dtype: str,
+                        signature: tuple[tuple[str, int, bool], ...]) -> str:
+    """The CUDA C++ that CuPy's ``ElementwiseKernel`` generates for one call of ``source``.
+
+    ``signature`` says, per argument (inputs then outputs), whether it is a scalar or an array
+    and, for an array, its ndim and C-contiguity (as :class:`HostElementwiseKernel` records
+    them). It uses CuPy's own code generator (``cupy._core._kernel``, internal: a CuPy release
+    that changes it raises ``AttributeError``/``TypeError``), after the dimension reduction CuPy
+    makes: arrays that are all C-contiguous run as one flat loop; otherwise a 2-D loop.
+    """
+    import cupy
+    from cupy._core import _carray, _kernel, _scalar
+
+    in_params = _kernel._get_param_info(source.in_params, True)
+    out_params = _kernel._get_param_info(source.out_params, False)
+    params = in_params + out_params + _kernel._get_param_info("CIndexer _ind", False)
+    arrays = [(ndim, contiguous) for kind, ndim, contiguous in signature if kind == "array"]
+    flat = all(contiguous for _, contiguous in arrays)  # CuPy's _reduce_dims
+    ndim = 1 if flat else max(n for n, _ in arrays)
+    ARRAY, INDEXER, SCALAR = 1, 2, 3  # cupy._core._kernel._ArgKind
+    infos = []
+    for kind, array_ndim, contiguous in signature:
+        if kind == "scalar":  # a Python number, cast to T (CuPy's CScalar)
+            infos.append(_kernel._ArgInfo(SCALAR, _scalar.CScalar, np.dtype(dtype), 0, True, True))
+        else:
+            infos.append(_kernel._ArgInfo(ARRAY, cupy.ndarray, np.dtype(dtype),
+                                          1 if flat else array_ndim, flat or contiguous, True))
+    infos.append(_kernel._ArgInfo(INDEXER, _carray.Indexer, None, ndim, True, True))
+    type_map = _kernel._TypeMap((("T", np.dtype(dtype).type),))
+    return _kernel._get_elementwise_kernel_code(
+        tuple(infos), type_map, params, source.body, source.name, "")
+
+
+def nvrtc_compile_as_cupy(code: str, options: tuple[str, ...], arch: str = "90"
+                          ) -> tuple[bytes, str]:
+    """Compile CuPy-generated ``code`` as CuPy would for a device of compute capability ``arch``.
+
+    CuPy's headers and include options, the kernel's own ``options`` and the flags CuPy adds
+    for NVRTC; 90 is the H100/H200. Returns (cubin, PTX). CuPy asks the device for ``arch``,
+    which fails without a GPU, so this calls its NVRTC wrapper (internal) directly.
+    Raises ``cupy.cuda.compiler.CompileException`` with NVRTC's log when the code is refused.
+    """
+    from cupy._core import core
+    from cupy.cuda import compiler
+
+    source = "".join(f"#include <{h}>\n" for h in core._cupy_header_list) + code
+    options = core.assemble_cupy_compiler_options(tuple(options)) + (
+        "--device-as-default-execution-space",)
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "kern.cu")
+        Path(path).write_text(source)
+        cubin, _ = compiler._NVRTCProgram(source, path, (), (), method="cubin").compile(
+            options + (f"-arch=sm_{arch}",))
+        ptx, _ = compiler._NVRTCProgram(source, path, (), (), method="ptx").compile(
+            options + (f"-arch=compute_{arch}",))
+    return cubin, ptx.decode() if isinstance(ptx, bytes) else ptx

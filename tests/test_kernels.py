@@ -1,7 +1,8 @@
 """The fused GPU kernels (minivae/kernels.py), checked on a machine without a GPU.
 
 - nvcc (when installed) compiles every kernel body as CUDA, in float32 and float64;
-- real CuPy (when installed) parses every kernel's parameter lists;
+- real CuPy (when installed) parses every kernel's parameter lists, and, with NVRTC, writes the
+  CUDA source of every kernel as the library calls it and compiles it for sm_90 (H100/H200);
 - g++ runs the same bodies on the CPU behind the stand-in backend (tests/host_kernels.py), so
   the library's GPU code path runs, and its numbers are compared with the NumPy reference:
   exactly for the optimizers, to float rounding for the losses (exp and log1p may differ in
@@ -19,7 +20,15 @@ import sys
 
 import numpy as np
 import pytest
-from host_kernels import CXX, NVCC, HostElementwiseKernel, cuda_source, nvrtc_ptx
+from host_kernels import (
+    CXX,
+    NVCC,
+    HostElementwiseKernel,
+    cuda_source,
+    cupy_generated_code,
+    nvrtc_compile_as_cupy,
+    nvrtc_ptx,
+)
 
 from minivae import SGD, VAE, Adam, Autoencoder, backend, kernels
 from minivae.kl import kl_standard_normal, kl_standard_normal_elementwise
@@ -108,6 +117,75 @@ def test_real_cupy_parses_every_kernel():
     finally:
         kernels._compiled.clear()
         kernels._compiled.update(saved)
+
+
+def _run_every_kernel(dtype: str) -> None:
+    """Each kernel called by the library as in training: a VAE step with Adam, and SGD."""
+    rng = np.random.default_rng(8)
+    x = (rng.random((16, 12)) < 0.4).astype(dtype)
+    model = VAE(12, 3, (8,), seed=0, dtype=dtype, backend="standin")
+    optimizer = Adam(model.params, lr=1e-3)
+    for _ in range(2):
+        _, grads = model.loss_and_grads(x)
+        optimizer.step(grads)
+    for momentum in (0.0, 0.9):
+        params = {"w": standin.asarray(rng.standard_normal(10).astype(dtype))}
+        SGD(params, lr=0.1, momentum=momentum).step(
+            {"w": standin.asarray(rng.standard_normal(10).astype(dtype))})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cupy_generates_and_nvrtc_compiles_every_kernel_as_the_library_calls_it(
+        fused_standin, dtype):
+    """The closest check to the device without one: for every distinct way the library calls
+    each kernel (which arguments are scalars, which arrays are column slices), CuPy's own code
+    generator writes the kernel and NVRTC compiles it, with CuPy's headers and each kernel's
+    options, to machine code for an H100/H200 (sm_90). A body that clashes with CuPy's loop
+    (its variable ``i``, ``_ind``), a parameter CuPy would type differently, or an option NVRTC
+    refuses fails here, not on the first call on a GPU."""
+    pytest.importorskip("cupy", reason="CuPy not installed")
+    if nvrtc_ptx("", ()) is None:
+        pytest.skip("NVRTC (libnvrtc, e.g. pip install nvidia-cuda-nvrtc) not found")
+    _run_every_kernel(dtype)
+    for name, source in kernels.SOURCES.items():
+        kernel = kernels._compiled.get((id(standin), name))
+        assert kernel is not None and kernel.signatures, f"the library never called {name}"
+        for kernel_dtype, signature in kernel.signatures:
+            assert kernel_dtype == dtype
+            try:
+                code = cupy_generated_code(source, dtype, signature)
+            except (AttributeError, TypeError) as err:  # CuPy internals moved: say so
+                pytest.skip(f"this CuPy's ElementwiseKernel code generator changed: {err}")
+            cubin, ptx = nvrtc_compile_as_cupy(code, source.options)
+            assert len(cubin) > 0 and f".entry {name}(" in ptx, name
+            if "--fmad=false" in source.options:
+                assert "fma.rn" not in ptx, f"{name}: compiled with fused multiply-adds"
+            if dtype == "float32":
+                assert re.search(r"\.f64\b", ptx) is None, f"{name}: float32 kernel uses float64"
+
+
+def test_the_cupy_compile_check_can_fail(fused_standin):
+    """Planted faults the check above must catch, so that its passing means something."""
+    import dataclasses
+
+    pytest.importorskip("cupy", reason="CuPy not installed")
+    if nvrtc_ptx("", ()) is None:
+        pytest.skip("NVRTC (libnvrtc, e.g. pip install nvidia-cuda-nvrtc) not found")
+    from cupy.cuda.compiler import CompileException
+
+    _run_every_kernel("float32")
+    source = kernels.SOURCES["kl_with_grads"]
+    ((_, signature),) = kernels._compiled[(id(standin), "kl_with_grads")].signatures
+    assert ("array", 2, False) in signature  # mu and logvar: column slices, a 2-D loop
+    for body, message in [(source.body + " undefined_name = 1;", "undefined_name"),
+                          (source.body + " _ind = 0;", "no operator")]:  # CuPy's own variable
+        bad = dataclasses.replace(source, body=body)
+        with pytest.raises(CompileException, match=message):
+            nvrtc_compile_as_cupy(cupy_generated_code(bad, "float32", signature), bad.options)
+    double_literal = dataclasses.replace(source, body=source.body.replace("(T)1", "1.0"))
+    _, ptx = nvrtc_compile_as_cupy(
+        cupy_generated_code(double_literal, "float32", signature), double_literal.options)
+    assert re.search(r"\.f64\b", ptx), "a double literal should show as float64 in the PTX"
 
 
 def test_numpy_never_uses_kernels_and_the_switch_turns_them_off(fused_standin):
