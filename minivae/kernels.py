@@ -9,7 +9,7 @@ code stays the reference, and the library's functions use the kernel instead whe
 
 - ``bernoulli_nll``: softplus(l) - x l and (sigmoid(l) - x) / batch (losses.bernoulli_nll);
 - ``kl_elementwise``: -1/2 (1 + logvar - mu^2 - exp(logvar)) (kl.kl_standard_normal_elementwise);
-- ``kl_with_grads``: the same, with dmu and dlogvar (kl.kl_standard_normal);
+- ``kl_with_grads``: the same, with dmu and dlogvar (kl.kl_standard_normal_with_grads);
 - ``reparameterize``: std = exp(logvar / 2), z = mu + std eps (reparam.reparameterize);
 - ``reparam_backward``: dlogvar = dz eps std / 2 (reparam.reparameterize_backward);
 - ``adam``, ``sgd``, ``sgd_momentum``: the optimizer updates, in place (optim.Adam, optim.SGD).

@@ -35,16 +35,29 @@ def kl_standard_normal(mu: Array, logvar: Array) -> tuple[float, Array, Array]:
     dmu     = mu / batch
     dlogvar = 1/2 * (exp(logvar) - 1) / batch                     mu, logvar: (batch, latent)
     """
+    kl_elementwise, dmu, dlogvar = kl_standard_normal_with_grads(mu, logvar)
+    return float(kl_elementwise.sum()) / mu.shape[0], dmu, dlogvar
+
+
+def kl_standard_normal_with_grads(mu: Array, logvar: Array) -> tuple[Array, Array, Array]:
+    """The KL of every entry and the gradients of the batch-mean KL, in one pass.
+
+    kl      = -1/2 * (1 + logvar - mu^2 - exp(logvar))            (batch, latent), as
+                                                                  kl_standard_normal_elementwise
+    dmu     = mu / batch,   dlogvar = 1/2 * (exp(logvar) - 1) / batch         (batch, latent)
+
+    Nothing is read back to the host: the VAE uses it inside a training step, where reading a
+    GPU number (``float(...)``) would make the CPU wait for the GPU before it can queue the
+    backward pass.
+    """
     xp = array_module(mu)
     batch = mu.shape[0]
     fused = kernels.get("kl_with_grads", xp)
     if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.kernels)
-        kl_elementwise, dmu, dlogvar = fused(mu, logvar, float(batch))
-        return float(kl_elementwise.sum()) / batch, dmu, dlogvar
-    kl = float(kl_standard_normal_elementwise(mu, logvar).sum()) / batch
-    dmu = mu / batch
-    dlogvar = 0.5 * (xp.exp(logvar) - 1) / batch
-    return kl, dmu, dlogvar
+        return fused(mu, logvar, float(batch))
+    var = xp.exp(logvar)
+    kl_elementwise = -0.5 * (1 + logvar - mu * mu - var)
+    return kl_elementwise, mu / batch, 0.5 * (var - 1) / batch
 
 
 def kl_diag_gaussians(

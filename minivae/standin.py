@@ -9,7 +9,9 @@ CuPy arrays refuse to be mixed with NumPy arrays and refuse implicit conversion 
 code that calls ``np.something(x)`` on data, or builds a NumPy array and adds it to device data,
 works on the CPU and breaks on the GPU. This module makes the same mistakes fail on the CPU:
 
-- ``DeviceArray`` wraps an ndarray. Its operators, methods and indexing return DeviceArrays.
+- ``DeviceArray`` wraps an ndarray. Its operators, methods and indexing return DeviceArrays,
+  reductions and single entries too (``a.sum()``, ``a[0, 1]``: 0-d, as in CuPy); ``float()``,
+  ``bool()`` and ``.item()`` read a number back to the host.
 - Calling a NumPy function or ufunc on it (``np.exp(a)``, ``np.concatenate([a, b])``) raises,
   because ``__array_function__`` and ``__array_ufunc__`` refuse; so does ``np.asarray(a)``.
 - Mixing it with a NumPy array in arithmetic raises, as in CuPy (scalars are fine).
@@ -43,6 +45,10 @@ def _unwrap(value: Any) -> Any:
 def _wrap(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return DeviceArray(value)
+    if isinstance(value, np.generic):
+        # NumPy gives a host scalar for a reduction (a.sum()) or a single entry (a[0, 1]); CuPy
+        # gives a 0-d array on the device, and reading it (float(), bool()) waits for the GPU
+        return DeviceArray(np.asarray(value))
     if isinstance(value, tuple):
         return tuple(_wrap(v) for v in value)
     if isinstance(value, list):
@@ -142,6 +148,9 @@ class DeviceArray:
 
     def __repr__(self) -> str:
         return f"DeviceArray({self._a!r})"
+
+    def __format__(self, format_spec: str) -> str:
+        return format(self._a, format_spec)  # as CuPy: formats the host copy
 
     __add__, __radd__ = _binary(operator.add), _binary(operator.add, True)
     __sub__, __rsub__ = _binary(operator.sub), _binary(operator.sub, True)

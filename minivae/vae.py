@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
-from .kl import kl_standard_normal, kl_standard_normal_elementwise
+from .kl import kl_standard_normal_elementwise, kl_standard_normal_with_grads
 from .likelihoods import make_likelihood
 from .mlp import MLP
 from .model import Model
@@ -205,13 +205,14 @@ class VAE(Model):
         z, reparam_cache = reparameterize(mu, logvar, eps)
         out, dec_cache = self.decoder.forward(params, z)
         recon, dout = nll(out, x)
-        kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
+        # the KL and its gradients in one pass (one kernel on a GPU), the gradients kept for later
+        kl_elementwise, dmu_kl, dlogvar_kl = kl_standard_normal_with_grads(mu, logvar)
+        kl_per_latent = kl_elementwise.mean(axis=0)
         penalty, weight = self.regularizer(kl_per_latent, self.beta)
 
         # backward: decoder -> reparameterization -> (+ KL gradient) -> encoder
         dz, _ = self.decoder.backward(dout, dec_cache, grads)
         dmu, dlogvar = reparameterize_backward(dz, reparam_cache)
-        _, dmu_kl, dlogvar_kl = kl_standard_normal(mu, logvar)
         dh = xp.concatenate([dmu + weight * dmu_kl, dlogvar + weight * dlogvar_kl], axis=1)
         self.encoder.backward(dh, enc_cache, grads, need_dx=False)  # x needs no gradient
 

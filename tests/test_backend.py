@@ -40,6 +40,19 @@ def test_standin_refuses_numpy_calls_on_device_data():
     np.testing.assert_allclose(backend.to_numpy(b), np.exp(1.0) * 2 + 2)
 
 
+def test_standin_reductions_and_single_entries_stay_on_the_device():
+    # As in CuPy: a.sum() and a[0, 1] are 0-d device arrays, not host scalars, so mixing them
+    # with NumPy arrays is refused, and reading them back is explicit (float, bool, format)
+    a = standin.asarray(np.arange(6.0).reshape(2, 3))
+    for value in (a.sum(), a[1, 2], standin.max(a), (a > 2).all()):
+        assert isinstance(value, DeviceArray) and value.shape == ()
+    with pytest.raises(StrayNumPyCall, match="NumPy array was mixed"):
+        _ = a.sum() * np.ones(3)
+    assert float(a.sum()) == 15.0 and int(a[1, 2]) == 5 and not bool((a > 2).all())
+    assert f"{a.sum():.2f}" == "15.00"
+    assert a.sum().item() == 15.0 and type(a.sum().item()) is float
+
+
 @pytest.mark.parametrize("backend_name", BACKENDS)
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_learned"])
 def test_vae_same_loss_and_grads_on_every_backend(backend_name, likelihood):

@@ -114,3 +114,30 @@ def test_kl_matches_a_monte_carlo_estimate(to_xp):
     assert abs(samples.mean() - kl) < 5 * se, (
         f"closed-form KL {kl:.4f} disagrees with Monte Carlo {samples.mean():.4f} +- {se:.4f}"
     )
+
+
+def test_kl_with_grads_agrees_with_the_kl_and_reads_nothing_back(backend_name, to_xp, to_numpy,
+                                                                  monkeypatch):
+    """kl_standard_normal_with_grads is the VAE's one-pass KL: the same numbers as the two
+    public functions, and, inside a training step, no read-back to the host (on a GPU that would
+    make the CPU wait before it can queue the backward pass)."""
+    from minivae.kl import kl_standard_normal_with_grads
+    from minivae.standin import DeviceArray
+
+    rng = np.random.default_rng(3)
+    mu, logvar = to_xp(rng.standard_normal((5, 4)), rng.standard_normal((5, 4)))
+    kl, dmu, dlogvar = kl_standard_normal(mu, logvar)
+    elementwise = kl_standard_normal_elementwise(mu, logvar)
+    if backend_name == "standin":
+        def refuse(self):
+            raise AssertionError("a device number was read back to the host")
+
+        monkeypatch.setattr(DeviceArray, "__float__", refuse)
+        monkeypatch.setattr(DeviceArray, "__bool__", refuse)
+    got = kl_standard_normal_with_grads(mu, logvar)
+    monkeypatch.undo()
+    for name, g, expected in zip(("kl", "dmu", "dlogvar"), got, (elementwise, dmu, dlogvar),
+                                 strict=True):
+        assert g.shape == (5, 4), name
+        np.testing.assert_array_equal(to_numpy(g), to_numpy(expected), err_msg=name)
+    assert float(to_numpy(got[0]).sum()) / 5 == pytest.approx(kl, rel=1e-12)
