@@ -118,3 +118,27 @@ def test_gpu_check_script_runs_every_step_and_fails_loudly_without_a_gpu(tmp_pat
         out / "pytest_gpu.txt").read_text()
     assert "nothing to measure on this machine" in (out / "bench_gpu.txt").read_text()
     assert not (out / "RESULTS_GPU.md").exists()
+
+
+def test_step_ops_counts_operations_and_read_backs_and_restores_the_stand_in(capsys):
+    import step_ops
+    from host_kernels import CXX
+
+    from minivae import kernels
+    from minivae.standin import DeviceArray, standin
+
+    before, compiled = dict(DeviceArray.__dict__), dict(kernels._compiled)
+    assert step_ops.main(["--batch", "8", "--hidden", "16"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): [int(c) for c in line.split("|")[2:-1]]
+            for line in out.splitlines() if line.startswith("| array") or line.startswith("| host")}
+    plain_ops, plain_reads = rows["array operations"][0], rows["host read-backs"][0]
+    assert plain_ops > 40, out  # forward, backward and Adam: dozens of launches without kernels
+    assert plain_reads == 4, out  # recon, KL penalty, KL, and fit's finite-gradient check
+    if CXX is not None:
+        fused_ops, fused_reads = rows["array operations"][1], rows["host read-backs"][1]
+        assert fused_ops < plain_ops and fused_reads == plain_reads, out
+        assert "kernel adam 1" in out and "kernel bernoulli_nll 1" in out
+    # everything patched for counting is put back
+    assert dict(DeviceArray.__dict__) == before
+    assert not hasattr(standin, "ElementwiseKernel") and kernels._compiled == compiled
