@@ -178,10 +178,25 @@ class _Random:
     """``standin.random``: generators whose draws are DeviceArrays."""
 
     class Generator:
+        #: the draws ``cupy.random.Generator`` offers (CuPy 13-14); NumPy's others (normal,
+        #: permutation, choice, shuffle ...) are refused, as they would fail on the GPU
+        METHODS = frozenset({
+            "beta", "binomial", "chisquare", "dirichlet", "exponential", "f", "gamma",
+            "geometric", "hypergeometric", "integers", "logseries", "poisson", "power", "random",
+            "standard_exponential", "standard_gamma", "standard_normal", "uniform",
+        })
+
         def __init__(self, seed: Any):
             self._g = np.random.default_rng(seed)
 
         def __getattr__(self, name: str) -> Any:
+            if name.startswith("__"):  # copy, pickle: not draws
+                raise AttributeError(name)
+            if name not in self.METHODS:
+                raise StrayNumPyCall(
+                    f"{name}() is not a method of CuPy's random Generator; draw on the host with "
+                    "a NumPy generator and move the result with backend.to_device"
+                )
             draw = getattr(self._g, name)
             return lambda *args, **kwargs: _wrap(draw(*_unwrap(args), **_unwrap(kwargs)))
 

@@ -53,6 +53,21 @@ def test_standin_reductions_and_single_entries_stay_on_the_device():
     assert a.sum().item() == 15.0 and type(a.sum().item()) is float
 
 
+def test_standin_generator_offers_only_what_cupys_does():
+    rng = standin.random.default_rng(0)
+    assert isinstance(rng.standard_normal((2, 3), dtype=np.float32), DeviceArray)
+    for name in ("normal", "permutation", "choice", "shuffle"):  # NumPy has them, CuPy not
+        with pytest.raises(StrayNumPyCall, match=f"{name}\\(\\) is not a method of CuPy's"):
+            getattr(rng, name)
+    try:
+        import cupy
+    except ImportError:
+        return
+    # every draw the stand-in allows exists in the installed CuPy (no GPU needed to look)
+    offered = {n for n in dir(cupy.random.Generator) if not n.startswith("_")}
+    assert rng.METHODS <= offered, sorted(rng.METHODS - offered)
+
+
 @pytest.mark.parametrize("backend_name", BACKENDS)
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_learned"])
 def test_vae_same_loss_and_grads_on_every_backend(backend_name, likelihood):
