@@ -10,6 +10,10 @@ depend on it) runs once per backend:
 - ``cupy``: the real GPU backend, marked ``gpu``, skipped with a reason unless CuPy finds a
   usable NVIDIA GPU.
 
+A test that asks for ``device_backend_name`` runs on ``standin`` and ``cupy`` only: it compares a
+device backend with NumPy, driving every random draw with NumPy generators (a GPU's own
+generator gives other numbers). Every test run with the parameter ``cupy`` is marked ``gpu``.
+
 Inputs are built on the host with NumPy (seeded) and moved with ``to_xp``; results come back with
 ``to_numpy`` (``minivae.backend.to_numpy``). ``assert_matches_numpy(got, expected)`` compares a
 backend's result with the NumPy result: rtol 1e-12 in float64, 1e-5 in float32 (a GPU sums in
@@ -63,6 +67,16 @@ def pytest_configure(config: Any) -> None:
         raise pytest.UsageError(f"MINIVAE_REQUIRE_GPU=1 but {NO_GPU}: {reason}")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m gpu` selects by marker
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    # any test run with the parameter "cupy" needs a GPU: mark it, wherever its parameters come
+    # from, so that `-m gpu` (benchmarks/gpu_check.sh) selects every one of them
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(isinstance(value, str) and value == "cupy" for value in params.values()):
+            item.add_marker(pytest.mark.gpu)
+
+
 def pytest_report_header(config: Any) -> str:
     cupy = "cupy (GPU: tests run)" if GPU else f"cupy skipped ({NO_GPU})"
     return f"minivae backends: numpy, standin (strict CuPy stand-in), {cupy}"
@@ -71,6 +85,12 @@ def pytest_report_header(config: Any) -> str:
 @pytest.fixture(params=BACKENDS)
 def backend_name(request: pytest.FixtureRequest) -> str:
     """'numpy', 'standin' or 'cupy' (the last one skipped without a GPU)."""
+    return request.param
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def device_backend_name(request: pytest.FixtureRequest) -> str:
+    """'standin' or 'cupy': for tests that compare a device backend with NumPy."""
     return request.param
 
 

@@ -18,7 +18,9 @@ BACKENDS = [
     "numpy",
     "standin",
     pytest.param(
-        "cupy", marks=pytest.mark.skipif(not GPU, reason="CuPy with a usable NVIDIA GPU not found")
+        "cupy",
+        marks=(pytest.mark.gpu,
+               pytest.mark.skipif(not GPU, reason="CuPy with a usable NVIDIA GPU not found")),
     ),
 ]
 

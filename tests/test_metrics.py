@@ -114,3 +114,18 @@ def test_mutual_information_agrees_with_scikit_learn():
     b = (a + rng.integers(0, 3, size=3000)) % 7  # dependent on a, not a copy
     assert discrete_mutual_information(a, b) == pytest.approx(metrics.mutual_info_score(a, b),
                                                               rel=1e-10)
+
+
+def test_metrics_take_codes_from_a_device(device_backend_name):
+    """Codes straight from a model on the stand-in or on CuPy: copied to the host, same numbers."""
+    from minivae import backend
+
+    xp = backend.get(device_backend_name)
+    factors = _factors(n=500)
+    rng = np.random.default_rng(2)
+    mu = np.concatenate([factors + 0.1 * rng.standard_normal(factors.shape),
+                         0.01 * rng.standard_normal((500, 2))], axis=1)
+    on_device = xp.asarray(mu)
+    assert active_units(on_device) == active_units(mu) == factors.shape[1]
+    np.testing.assert_array_equal(latent_activity(on_device), latent_activity(mu))
+    assert mutual_information_gap(on_device, factors) == mutual_information_gap(mu, factors)
