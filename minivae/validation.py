@@ -6,6 +6,7 @@ two hundred steps later.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,12 @@ def check_data(
         )
     if type(x).__module__.startswith("numpy") and module is not np:
         x = module.asarray(x)
-    if not bool(module.isfinite(x).all()):
+    # One sum instead of a boolean copy of the data (47 MB for MNIST): NaN and inf propagate
+    # through it. A sum that overflows although every entry is finite falls back to the
+    # entry-wise check.
+    with np.errstate(over="ignore", invalid="ignore"):  # inf + -inf, overflow: expected here
+        total = float(x.sum())
+    if not math.isfinite(total) and not bool(module.isfinite(x).all()):
         bad = int((~module.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite values; data must be finite")
     return x

@@ -234,3 +234,19 @@ def test_bad_beta_schedule_is_named(x):
     assert not np.array_equal(model.params.flat, before)
     with pytest.raises(TypeError, match="beta_schedule needs a model with a KL weight"):
         fit(Autoencoder(6, 2, (4,)), x, epochs=1, beta_schedule=lambda step: 1.0, progress=False)
+
+
+def test_finite_check_by_sum_accepts_overflowing_data_and_catches_every_bad_value(recwarn):
+    # check_data sums the data instead of making a boolean copy of it; a sum that overflows
+    # with every entry finite must still pass, silently, and inf + -inf must still be caught
+    from minivae.validation import check_data
+
+    huge = np.full((10, 4), 3e38, dtype=np.float32)  # the float32 sum overflows to inf
+    assert check_data(huge) is huge
+    assert len(recwarn) == 0, [str(w.message) for w in recwarn]
+    for values in ([np.inf, -np.inf], [np.nan], [-np.inf], [3e38, np.inf]):
+        x = np.ones((5, 4), dtype=np.float32)
+        x.flat[: len(values)] = values
+        n_bad = int((~np.isfinite(x)).sum())
+        with pytest.raises(ValueError, match=f"x contains {n_bad} NaN or infinite values"):
+            check_data(x)
