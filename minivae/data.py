@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .validation import all_finite
 
 __all__ = [
     "binarize",
@@ -150,7 +151,7 @@ def _check_float_array(x: Any, name: str = "x") -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if x.size == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}); need at least one value")
-    if not np.isfinite(x).all():
+    if not all_finite(x):
         bad = int((~np.isfinite(x)).sum())
         raise ValueError(f"{name} contains {bad} NaN or infinite values; data must be finite")
     return x

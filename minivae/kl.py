@@ -40,7 +40,7 @@ def kl_standard_normal(mu: Array, logvar: Array) -> tuple[float, Array, Array]:
 
 
 def kl_standard_normal_with_grads(mu: Array, logvar: Array) -> tuple[Array, Array, Array]:
-    """The KL of every entry and the gradients of the batch-mean KL, in one pass.
+    """The KL of every entry and the gradients of the batch-mean KL (one kernel on a GPU).
 
     kl      = -1/2 * (1 + logvar - mu^2 - exp(logvar))            (batch, latent), as
                                                                   kl_standard_normal_elementwise
@@ -55,9 +55,8 @@ def kl_standard_normal_with_grads(mu: Array, logvar: Array) -> tuple[Array, Arra
     fused = kernels.get("kl_with_grads", xp)
     if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.kernels)
         return fused(mu, logvar, float(batch))
-    var = xp.exp(logvar)
-    kl_elementwise = -0.5 * (1 + logvar - mu * mu - var)
-    return kl_elementwise, mu / batch, 0.5 * (var - 1) / batch
+    dlogvar = 0.5 * (xp.exp(logvar) - 1) / batch
+    return kl_standard_normal_elementwise(mu, logvar), mu / batch, dlogvar
 
 
 def kl_diag_gaussians(
