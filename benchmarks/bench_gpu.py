@@ -16,7 +16,7 @@ threadpoolctl, or, without it, by OPENBLAS_NUM_THREADS/OMP_NUM_THREADS set befor
 
 Without CuPy or without a usable NVIDIA GPU it prints why and exits with status 0 (nothing to
 measure is not an error). ``--cpu-smoke`` runs every code path on the CPU instead, minivae's
-"GPU" model on the strict stand-in backend (minivae.standin) and PyTorch on the CPU, at toy
+"GPU" model on the strict stand-in backend (minivae.testing.standin) and PyTorch on the CPU, at toy
 sizes: for tests; its numbers are not GPU results and its table says so.
 """
 
@@ -107,7 +107,8 @@ class Contestants:
 
     def plain_epoch(self, seed: int) -> None:
         """minivae on the device without its fused kernels."""
-        from minivae import fit, kernels
+        from minivae import fit
+        from minivae.accel import kernels
 
         previous = kernels.set_enabled(False)
         try:
@@ -216,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_smoke:
         if args.out == HERE / "RESULTS_GPU.md":
             parser.error("--cpu-smoke must not overwrite RESULTS_GPU.md: give --out")
-        from minivae import backend, standin
+        from minivae import backend
+        from minivae.testing import standin
 
         backend.register("standin", standin.standin)
         device_backend, gpu_name = "standin", "none (CPU smoke run)"

@@ -9,7 +9,7 @@ launches, not the arithmetic, set the time of a step. Every read-back to the hos
 This script runs one training step (``VAE._loss_and_grads`` and ``Adam.step``, as ``fit`` does,
 plus ``fit``'s finite-gradient check) on the stand-in backend, which behaves like CuPy on the
 CPU, and counts both, with minivae's fused kernels (run on the CPU by
-``tests/host_kernels.py``, which needs g++) and without them.
+``minivae/testing/host_kernels.py``, which needs g++) and without them.
 
 It counts operations, not kernels: a matrix product is one cuBLAS call (one or more kernels), a
 reduction may be one or two kernels; views (``h[:, :k]``, ``W.T``) and ``empty`` allocations
@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # host_kernels: the fused kernels, run on the CPU
-
-from minivae import VAE, Adam, kernels  # noqa: E402
-from minivae.standin import DeviceArray, StandInModule, _Random, standin  # noqa: E402
+from minivae import VAE, Adam  # noqa: E402
+from minivae.accel import kernels  # noqa: E402
+from minivae.testing.standin import DeviceArray, StandInModule, _Random, standin  # noqa: E402
 from minivae.train import _check_finite  # noqa: E402
 
 OPERATORS = ["__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", type=int, default=512)
     args = parser.parse_args(argv)
-    from host_kernels import CXX, HostElementwiseKernel
+    from minivae.testing.host_kernels import CXX, HostElementwiseKernel
 
     runs = {"without fused kernels": count_step(args.batch, args.hidden, fused=False)}
     if CXX is None:

@@ -9,13 +9,12 @@ Conventions, stated once for the whole library:
 """
 
 from . import backend
-from .autoencoder import Autoencoder
 from .checkpoint import load, save
 from .gradcheck import check_gradients, numerical_gradient, rel_error
+from .models import VAE, Autoencoder
 from .optim import SGD, Adam
 from .params import Parameters
 from .train import History, TrainingDiverged, evaluate, fit
-from .vae import VAE
 
 __version__ = "0.1.0"
 

@@ -118,9 +118,9 @@ def run_demo(
     import matplotlib.pyplot as plt
 
     from .data import load_digits, train_test_split
+    from .models import VAE
     from .plots import image_grid, plot_history, plot_reconstructions
     from .train import evaluate, fit
-    from .vae import VAE
 
     x, _ = load_digits()
     x_train, x_test = train_test_split(x, test_fraction=0.2, seed=seed)

@@ -46,7 +46,7 @@ def get(name: str | None = None) -> types.ModuleType:
     """Return the array module called ``name``; None gives the default.
 
     'numpy' and 'cupy' are the real backends; 'standin' is the strict CPU stand-in for CuPy
-    (:mod:`minivae.standin`) that proves code backend-agnostic without a GPU.
+    (:mod:`minivae.testing.standin`) that proves code backend-agnostic without a GPU.
     """
     name = _default_name if name is None else name
     if name == "numpy":
@@ -54,7 +54,7 @@ def get(name: str | None = None) -> types.ModuleType:
     if name == "cupy":
         return _load_cupy()
     if name == "standin" and name not in _extra_modules:
-        from .standin import standin
+        from .testing.standin import standin
 
         register("standin", standin)
     if name in _extra_modules:

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .autoencoder import Autoencoder
 from .backend import to_numpy
-from .vae import VAE
+from .models import VAE, Autoencoder
 
 FORMAT = "minivae-checkpoint-1"
 MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}

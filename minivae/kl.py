@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import kernels
+from .accel import kernels
 from .backend import array_module
 
 Array = Any
@@ -24,7 +24,7 @@ def kl_standard_normal_elementwise(mu: Array, logvar: Array) -> Array:
     """
     xp = array_module(mu)
     fused = kernels.get("kl_elementwise", xp)
-    if fused is not None:  # on a GPU, the line below as one kernel (see minivae.kernels)
+    if fused is not None:  # on a GPU, the line below as one kernel (see minivae.accel.kernels)
         return fused(mu, logvar)
     return -0.5 * (1 + logvar - mu * mu - xp.exp(logvar))
 
@@ -53,7 +53,7 @@ def kl_standard_normal_with_grads(mu: Array, logvar: Array) -> tuple[Array, Arra
     xp = array_module(mu)
     batch = mu.shape[0]
     fused = kernels.get("kl_with_grads", xp)
-    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.kernels)
+    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.accel.kernels)
         return fused(mu, logvar, float(batch))
     dlogvar = 0.5 * (xp.exp(logvar) - 1) / batch
     return kl_standard_normal_elementwise(mu, logvar), mu / batch, dlogvar

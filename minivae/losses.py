@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import kernels
+from .accel import kernels
 from .backend import array_module
 from .layers import softplus
 
@@ -51,7 +51,7 @@ def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
     # one of three (batch, D) buffers instead of a new array (16 passes instead of about 24).
     xp = array_module(logits)
     fused = kernels.get("bernoulli_nll", xp)
-    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.kernels)
+    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.accel.kernels)
         per_entry, dlogits = fused(logits, x, float(batch))
         return float(per_entry.sum()) / batch, dlogits
     e = xp.abs(logits)

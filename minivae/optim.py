@@ -21,8 +21,8 @@ computing. So:
 4. Adam's state is kept out of the subnormal range (see :func:`subnormal_threshold`).
 
 None of this changes a number: each entry goes through the same operations in the same order,
-whatever the chunking and threading (``tests/test_optim_fast.py`` checks this against a plain
-textbook Adam).
+whatever the chunking and threading (``tests/library/test_optim_fast.py`` checks this against a
+plain textbook Adam).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from .accel import kernels
 from .backend import array_module
 from .params import Parameters
 from .validation import check_finite_scalar, check_positive_int
@@ -127,7 +127,7 @@ class SGD:
         if not self.momentum:
             for p, g in pairs:
                 fused = kernels.get("sgd", array_module(p))
-                if fused is not None:  # on a GPU, the update as one kernel (see minivae.kernels)
+                if fused is not None:  # on a GPU, the update as one kernel (minivae.accel.kernels)
                     fused(g, self.lr, p)
                 else:
                     _run_chunked(self._plain_chunk, (p, g), self.threads)
@@ -230,7 +230,7 @@ class Adam:
             if fused is None:
                 _run_chunked(self._chunk, (p, g, m, v), self.threads)
                 continue
-            # on a GPU, _chunk's update as one kernel, with the same numbers (see minivae.kernels)
+            # on a GPU, _chunk's update as one kernel, with the same numbers (minivae.accel.kernels)
             m_floor = self._threshold if self._flush_now else 0.0
             v_floor = m_floor if self.eps > 0 else 0.0
             fused(g, self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2, self._step_size,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import kernels
+from .accel import kernels
 from .backend import array_module
 
 Array = Any
@@ -28,7 +28,7 @@ def reparameterize(mu: Array, logvar: Array, eps: Array) -> tuple[Array, tuple]:
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
     xp = array_module(logvar)
     fused = kernels.get("reparameterize", xp)
-    if fused is not None:  # on a GPU, the two lines below as one kernel (see minivae.kernels)
+    if fused is not None:  # on a GPU, the two lines below as one kernel (see minivae.accel.kernels)
         z, std = fused(mu, logvar, eps)
         return z, (std, eps)
     std = xp.exp(0.5 * logvar)
@@ -44,7 +44,7 @@ def reparameterize_backward(dz: Array, cache: tuple) -> tuple[Array, Array]:
     std, eps = cache
     dmu = dz
     fused = kernels.get("reparam_backward", array_module(dz))
-    if fused is not None:  # on a GPU, the line below as one kernel (see minivae.kernels)
+    if fused is not None:  # on a GPU, the line below as one kernel (see minivae.accel.kernels)
         return dmu, fused(dz, eps, std)
     dlogvar = dz * eps * (0.5 * std)
     return dmu, dlogvar

@@ -4,9 +4,9 @@ A test that asks for ``backend_name`` (or for ``xp``, ``to_xp`` or ``assert_matc
 depend on it) runs once per backend:
 
 - ``numpy``: the CPU reference;
-- ``standin``: the strict stand-in for CuPy (:mod:`minivae.standin`): NumPy underneath, but any
-  NumPy call on device data raises ``StrayNumPyCall`` where CuPy would fail. CI has no GPU; this
-  is how CI proves the GPU code path sound;
+- ``standin``: the strict stand-in for CuPy (:mod:`minivae.testing.standin`): NumPy underneath,
+  but any NumPy call on device data raises ``StrayNumPyCall`` where CuPy would fail. CI has no
+  GPU; this is how CI proves the GPU code path sound;
 - ``cupy``: the real GPU backend, marked ``gpu``, skipped with a reason unless CuPy finds a
   usable NVIDIA GPU.
 
@@ -96,7 +96,7 @@ def device_backend_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def xp(backend_name: str) -> Any:
-    """The array module of the backend: numpy, minivae.standin.standin, or cupy."""
+    """The array module of the backend: numpy, minivae.testing.standin.standin, or cupy."""
     return backend.get(backend_name)
 
 

@@ -3,8 +3,9 @@
 - nvcc (when installed) compiles every kernel body as CUDA, in float32 and float64;
 - real CuPy (when installed) parses every kernel's parameter lists, and, with NVRTC, writes the
   CUDA source of every kernel as the library calls it and compiles it for sm_90 (H100/H200);
-- g++ runs the same bodies on the CPU behind the stand-in backend (tests/host_kernels.py), so
-  the library's GPU code path runs, and its numbers are compared with the NumPy reference:
+- g++ runs the same bodies on the CPU behind the stand-in backend
+  (minivae/testing/host_kernels.py), so the library's GPU code path runs, and its numbers are
+  compared with the NumPy reference:
   exactly for the optimizers, to float rounding for the losses (exp and log1p may differ in
   the last bit between maths libraries).
 
@@ -20,7 +21,13 @@ import sys
 
 import numpy as np
 import pytest
-from host_kernels import (
+
+from minivae import SGD, VAE, Adam, Autoencoder, backend
+from minivae.accel import kernels
+from minivae.kl import kl_standard_normal, kl_standard_normal_elementwise
+from minivae.losses import bernoulli_nll
+from minivae.reparam import reparameterize, reparameterize_backward
+from minivae.testing.host_kernels import (
     CXX,
     NVCC,
     HostElementwiseKernel,
@@ -29,12 +36,7 @@ from host_kernels import (
     nvrtc_compile_as_cupy,
     nvrtc_ptx,
 )
-
-from minivae import SGD, VAE, Adam, Autoencoder, backend, kernels
-from minivae.kl import kl_standard_normal, kl_standard_normal_elementwise
-from minivae.losses import bernoulli_nll
-from minivae.reparam import reparameterize, reparameterize_backward
-from minivae.standin import standin
+from minivae.testing.standin import standin
 
 GPU = backend.gpu_available()
 DTYPES = [np.float32, np.float64]
@@ -200,7 +202,7 @@ def test_numpy_never_uses_kernels_and_the_switch_turns_them_off(fused_standin):
 
 
 def test_environment_variable_turns_kernels_off():
-    code = "from minivae import kernels; print(kernels.enabled())"
+    code = "from minivae.accel import kernels; print(kernels.enabled())"
     for value, expected in (("0", "False"), ("no", "False"), ("1", "True")):
         env = {**os.environ, "MINIVAE_FUSED_KERNELS": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -324,7 +326,7 @@ def test_a_training_step_reads_back_only_its_loss_terms(fused_standin, monkeypat
     training step reads only the three numbers it reports (recon, the KL penalty, the KL) and
     the optimizer none; the finite-gradient check of ``fit`` adds one. A regression guard for
     GPU speed: a new read-back in the step fails here."""
-    from minivae.standin import DeviceArray
+    from minivae.testing.standin import DeviceArray
 
     model = VAE(30, 3, (16,), seed=1, backend="standin")
     optimizer = Adam(model.params, lr=1e-3)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .layers import sigmoid
-from .losses import bernoulli_nll, mse
-from .mlp import MLP
-from .model import Model
-from .params import Parameters
-from .validation import check_data, check_positive_int, check_unit_interval
+from ..layers import sigmoid
+from ..losses import bernoulli_nll, mse
+from ..mlp import MLP
+from ..params import Parameters
+from ..validation import check_data, check_positive_int, check_unit_interval
+from .base import Model
 
 Array = Any
 LOSSES = ("mse", "bernoulli")

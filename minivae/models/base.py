@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .params import Parameters
-from .validation import check_data
+from .. import backend
+from ..params import Parameters
+from ..validation import check_data
 
 Array = Any
 

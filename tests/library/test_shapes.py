@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from minivae.shapes import FACTOR_NAMES, factor_grids, make_shapes, render, traverse_factor
+from minivae.data.shapes import FACTOR_NAMES, factor_grids, make_shapes, render, traverse_factor
 
 
 def test_same_seed_same_data_other_seed_other_data():

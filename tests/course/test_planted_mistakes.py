@@ -29,7 +29,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 FIXTURE = ROOT / "tests" / "course_fixture" / "solutions" / "99_fixture.ipynb"
 FIXTURE_MISTAKES = ROOT / "tests" / "course_fixture" / "mistakes_99_fixture.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 
@@ -122,10 +122,10 @@ def test_gpu_check_script_runs_every_step_and_fails_loudly_without_a_gpu(tmp_pat
 
 def test_step_ops_counts_operations_and_read_backs_and_restores_the_stand_in(capsys):
     import step_ops
-    from host_kernels import CXX
 
-    from minivae import kernels
-    from minivae.standin import DeviceArray, standin
+    from minivae.accel import kernels
+    from minivae.testing.host_kernels import CXX
+    from minivae.testing.standin import DeviceArray, standin
 
     before, compiled = dict(DeviceArray.__dict__), dict(kernels._compiled)
     assert step_ops.main(["--batch", "8", "--hidden", "16"]) == 0

@@ -25,7 +25,7 @@ from minivae.course.generate import (  # noqa: E402
     validate_solution,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "course_fixture" / "solutions" / "99_fixture.ipynb"
 
 

@@ -4,8 +4,9 @@
 called the same way. It wraps the CUDA C body in a C++ loop shaped like the one CuPy generates
 (each input a ``const T`` holding the entry, each output a ``T &`` to it), compiles it with g++
 and calls it through ctypes on the stand-in backend's arrays. Installed as
-``standin.ElementwiseKernel``, it makes the library take its GPU code path (``minivae.kernels``)
-on the CPU: the kernel bodies, the library's calls of them and the argument order all run.
+``standin.ElementwiseKernel``, it makes the library take its GPU code path
+(``minivae.accel.kernels``) on the CPU: the kernel bodies, the library's calls of them and the
+argument order all run.
 
 g++ compiles with ``-ffp-contract=off`` (no fused multiply-adds), as the optimizer kernels ask
 of NVRTC with ``--fmad=false``. :func:`cuda_source` wraps the bodies as CUDA kernels, for nvcc
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from minivae.standin import DeviceArray
+from minivae.testing.standin import DeviceArray
 
 CXX = shutil.which("g++") or shutil.which("c++")
 NVCC = shutil.which("nvcc")

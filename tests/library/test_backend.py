@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minivae import VAE, Adam, Autoencoder, backend, fit
-from minivae.standin import DeviceArray, StrayNumPyCall, standin
+from minivae.testing.standin import DeviceArray, StrayNumPyCall, standin
 
 GPU = backend.gpu_available()
 BACKENDS = [

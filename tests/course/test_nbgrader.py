@@ -22,7 +22,7 @@ nbformat = pytest.importorskip("nbformat")
 
 from minivae.course.generate import make_exercise  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "course_fixture" / "solutions" / "99_fixture.ipynb"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 

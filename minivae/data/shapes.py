@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_positive_int
+from ..validation import check_positive_int
 
 #: The factors in the column order of ``ShapesData.factors`` and ``ShapesData.values``.
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "rotation", "x", "y")

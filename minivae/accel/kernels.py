@@ -25,7 +25,7 @@ Adam step should give the NumPy step's numbers exactly (a GPU test checks it). T
 call ``exp`` and ``log1p``, whose last bit may differ between the GPU's maths library and
 NumPy's: they agree to float rounding.
 
-How they are checked without a GPU (``tests/test_kernels.py``): every source is compiled as
+How they are checked without a GPU (``tests/library/test_kernels.py``): every source is compiled as
 CUDA by ``nvcc`` when it is installed, and run on the CPU by compiling the same body as C++
 with ``g++`` behind the stand-in backend, so the library's calls of these kernels run and are
 compared with the NumPy reference; with real CuPy installed, CuPy parses every parameter list,

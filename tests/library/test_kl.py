@@ -122,7 +122,7 @@ def test_kl_with_grads_agrees_with_the_kl_and_reads_nothing_back(backend_name, t
     public functions, and, inside a training step, no read-back to the host (on a GPU that would
     make the CPU wait before it can queue the backward pass)."""
     from minivae.kl import kl_standard_normal_with_grads
-    from minivae.standin import DeviceArray
+    from minivae.testing.standin import DeviceArray
 
     rng = np.random.default_rng(3)
     mu, logvar = to_xp(rng.standard_normal((5, 4)), rng.standard_normal((5, 4)))

@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .kl import kl_standard_normal_elementwise, kl_standard_normal_with_grads
-from .likelihoods import make_likelihood
-from .mlp import MLP
-from .model import Model
-from .params import Parameters
-from .regularizers import beta_kl
-from .reparam import reparameterize, reparameterize_backward
-from .validation import check_finite_scalar, check_positive_int
+from .. import backend
+from ..kl import kl_standard_normal_elementwise, kl_standard_normal_with_grads
+from ..likelihoods import make_likelihood
+from ..mlp import MLP
+from ..params import Parameters
+from ..regularizers import beta_kl
+from ..reparam import reparameterize, reparameterize_backward
+from ..validation import check_finite_scalar, check_positive_int
+from .base import Model
 
 Array = Any
 LOG_2PI = math.log(2 * math.pi)
@@ -153,7 +153,7 @@ class VAE(Model):
         return eps.astype(self.dtype, copy=False)
 
     def _check_z(self, z: Array) -> Array:
-        from .validation import check_data
+        from ..validation import check_data
 
         z = backend.to_device(check_data(z, "z", dim=self.z_dim), self.xp)
         return z.astype(self.dtype, copy=False)
@@ -176,7 +176,7 @@ class VAE(Model):
         return self._loss_and_grads(x, eps)
 
     def _check_eps(self, eps: Array, batch: int) -> Array:
-        from .validation import check_data
+        from ..validation import check_data
 
         eps = check_data(eps, "eps", dim=self.z_dim)
         if eps.shape[0] != batch:

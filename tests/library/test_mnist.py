@@ -1,6 +1,6 @@
-"""Tests for minivae.mnist: IDX parsing, the cache, checksums and the offline message.
+"""Tests for minivae.data.mnist: IDX parsing, the cache, checksums and the offline message.
 
-No test touches the network: ``minivae.mnist._fetch`` is replaced wherever a download happens.
+No test touches the network: ``minivae.data.mnist._fetch`` is replaced wherever a download happens.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import urllib.error
 import numpy as np
 import pytest
 
-from minivae import mnist
-from minivae.mnist import FILES, load_mnist, read_idx, write_idx
+from minivae.data import mnist
+from minivae.data.mnist import FILES, load_mnist, read_idx, write_idx
 
 
 def idx_bytes(array: np.ndarray, code: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from minivae.data.shapes import make_shapes
 from minivae.metrics import (
     active_units,
     discrete_mutual_information,
@@ -14,7 +15,6 @@ from minivae.metrics import (
     mutual_information_gap,
     mutual_information_matrix,
 )
-from minivae.shapes import make_shapes
 
 
 def _factors(n: int = 4000, seed: int = 0) -> np.ndarray:

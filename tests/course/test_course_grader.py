@@ -22,7 +22,7 @@ from minivae.course.generate import make_exercise, notebook_text  # noqa: E402
 from minivae.course.grader import GradeReport, grade_notebook  # noqa: E402
 from minivae.course.grader import main as grade_main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "course_fixture" / "solutions" / "99_fixture.ipynb"
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 TIMEOUT = 300  # seconds per cell for the real notebooks (2 shared CPU cores)
