@@ -400,7 +400,7 @@ def to_markdown(results: dict, command: str) -> str:
     clock = ("wall-clock seconds" if results["clock"] == "wall" else
              "CPU seconds of the process (process_time; meaningful with --threads 1 only)")
     removed = results["removed_env"]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     lines = [
         "# minivae vs PyTorch on the CPU",
         "",

@@ -168,7 +168,7 @@ def device_memory_mib(c: Contestants) -> dict[str, float]:
 
 
 def to_markdown(rows: list[dict], header: dict, command: str, smoke: bool) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     lines = ["# minivae on the GPU (CuPy) vs NumPy vs PyTorch CUDA", ""]
     if smoke:
         lines += ["**CPU SMOKE RUN: the 'device' column is minivae on the stand-in backend and "

@@ -19,7 +19,7 @@ __all__ = ["binarize", "scale_to_unit", "standardize", "train_test_split"]
 
 
 def train_test_split(
-    *arrays: Any, test_fraction: float = 0.2, seed: int | None = 0
+    *arrays: Any, test_fraction: float = 0.2, seed: int | None = 0, stratify: Any = None
 ) -> list[np.ndarray]:
     """Split arrays along their first axis into a random train part and test part.
 
@@ -27,12 +27,20 @@ def train_test_split(
     array, so rows stay aligned (images with their labels). The test part has
     ``round(test_fraction * n)`` rows, at least 1 and at most n - 1.
 
+    With ``stratify=y`` (labels, shape (n,)) the split is made class by class: each class c with
+    n_c rows puts ``round(test_fraction * n_c)`` of them (at least 1 and at most n_c - 1) in the
+    test part, so both parts keep the classes' proportions. Each part is then shuffled, so a
+    data set sorted by class (such as :func:`~minivae.data.load_mnist_5k`) comes out mixed.
+
     Parameters
     ----------
     *arrays : arrays of shape (n, ...), all with the same n >= 2
     test_fraction : float in (0, 1)
     seed : int or None
         The same seed always gives the same split.
+    stratify : None or array of shape (n,)
+        Class labels (any values that ``numpy.unique`` sorts) to keep in proportion; every
+        class needs at least 2 rows.
 
     Returns
     -------
@@ -63,13 +71,43 @@ def train_test_split(
     n = lengths[0]
     if n < 2:
         raise ValueError(f"need at least 2 rows to split into train and test, got {n}")
-    n_test = min(max(int(round(float(test_fraction) * n)), 1), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
-    test_idx, train_idx = order[:n_test], order[n_test:]
+    rng = np.random.default_rng(seed)
+    if stratify is None:
+        n_test = min(max(int(round(float(test_fraction) * n)), 1), n - 1)
+        order = rng.permutation(n)
+        test_idx, train_idx = order[:n_test], order[n_test:]
+    else:
+        train_idx, test_idx = _stratified_indices(stratify, n, float(test_fraction), rng)
     out: list[np.ndarray] = []
     for a in converted:
         out.extend([a[train_idx], a[test_idx]])
     return out
+
+
+def _stratified_indices(
+    stratify: Any, n: int, test_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices with each class split in proportion, both parts shuffled."""
+    labels = np.asarray(stratify)
+    if labels.shape != (n,):
+        raise ValueError(
+            f"stratify must hold one label per row, shape ({n},), got shape {labels.shape}"
+        )
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        lonely = classes[counts < 2].tolist()
+        raise ValueError(
+            f"stratify: every class needs at least 2 rows to appear in train and test, "
+            f"classes {lonely} have 1"
+        )
+    train_parts, test_parts = [], []
+    for c, n_c in enumerate(counts):
+        rows = rng.permutation(np.flatnonzero(inverse == c))
+        n_test = min(max(int(round(test_fraction * n_c)), 1), int(n_c) - 1)
+        test_parts.append(rows[:n_test])
+        train_parts.append(rows[n_test:])
+    # shuffle each part: otherwise its rows would come class by class
+    return rng.permutation(np.concatenate(train_parts)), rng.permutation(np.concatenate(test_parts))
 
 
 def _check_float_array(x: Any, name: str = "x") -> np.ndarray:
