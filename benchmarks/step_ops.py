@@ -6,9 +6,9 @@ On CuPy every array operation of the step (``a * b``, ``xp.exp(a)``, ``a.sum()``
 fused kernel) is at least one kernel launch, queued by the CPU; at this course's sizes the
 launches, not the arithmetic, set the time of a step. Every read-back to the host
 (``float(a.sum())``) makes the CPU wait until the GPU has finished everything queued so far.
-This script runs one training step (``VAE._loss_and_grads`` and ``Adam.step``, as ``fit`` does,
-plus ``fit``'s finite-gradient check) on the stand-in backend, which behaves like CuPy on the
-CPU, and counts both, with minivae's fused kernels (run on the CPU by
+This script runs one training step (``VAE.loss_and_grads`` on checked data and ``Adam.step``,
+as ``fit`` does, plus ``fit``'s finite-gradient check) on the stand-in backend, which behaves
+like CuPy on the CPU, and counts both, with minivae's fused kernels (run on the CPU by
 ``minivae/testing/host_kernels.py``, which needs g++) and without them.
 
 It counts operations, not kernels: a matrix product is one cuBLAS call (one or more kernels), a
@@ -107,11 +107,12 @@ def count_step(batch: int, hidden: int, fused: bool) -> tuple[collections.Counte
         rng = np.random.default_rng(0)
         x = standin.asarray((rng.random((batch, 784)) < 0.2).astype(np.float32))
         model = VAE(784, 20, (hidden,), seed=0, backend="standin")
+        data = model.prepare(x)  # fit checks the data once, before the steps
         optimizer = Adam(model.params, lr=1e-3)
         for step in range(2):
             launched = {name: k.calls for (_, name), k in kernels._compiled.items()}
             with counting() as (ops, reads):
-                terms, grads = model._loss_and_grads(x, None)
+                terms, grads = model.loss_and_grads(data)
                 _check_finite(terms, grads, 0, step)
                 optimizer.step(grads)
             for (_, name), kernel in kernels._compiled.items():  # the fused kernels' own count

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .backend import Array
 from .kl import kl_standard_normal_elementwise
+from .models.base import Batch, LatentVariableModel
 from .validation import check_positive_int
-
-Array = Any
 
 __all__ = [
     "negative_elbo",
@@ -34,61 +34,55 @@ __all__ = [
 ]
 
 
-def _prepare(model: Any, x: Array) -> Array:
-    x = model._check_x(x)
-    model._check_values(x)
-    return x
+def _prepare(model: Any, x: Any, what: str) -> Batch:
+    if not isinstance(model, LatentVariableModel):
+        raise TypeError(
+            f"{what} needs a latent-variable model with a posterior q(z|x) and a likelihood, "
+            f"such as a VAE; got {type(model).__name__} (for an Autoencoder, score "
+            "((model.reconstruct(x) - x) ** 2).sum(axis=1) directly)"
+        )
+    return model.prepare(x)
 
 
-def _rng(model: Any, seed: Any) -> Any:
-    if hasattr(seed, "standard_normal"):
-        return seed
-    return backend.default_rng(seed, model.xp)
-
-
-def reconstruction_error(model: Any, x: Array) -> np.ndarray:
+def reconstruction_error(model: LatentVariableModel, x: Array) -> np.ndarray:
     """sum_d (x_d - x_hat_d)^2 per example, x_hat = mean of p(x | z = mu(x)): (batch,) float64."""
-    x = _prepare(model, x)
-    diff = model.reconstruct(x) - x
+    batch = _prepare(model, x, "reconstruction_error")
+    diff = model.reconstruct(batch) - batch.x
     return backend.to_numpy((diff * diff).sum(axis=1)).astype(np.float64)
 
 
-def _log_px_samples(model: Any, x: Array, n_samples: int, seed: Any) -> tuple[Array, Array, Array]:
-    """log p(x | z_l) for L draws z_l ~ q(z|x): (L, batch); also mu, logvar (batch, z_dim)."""
+def _log_px_samples(model: LatentVariableModel, batch: Any, n_samples: int, seed: Any) -> Array:
+    """log p(x | z_l) for L draws z_l ~ q(z|x): (L, batch) float64 (the importance core)."""
     n_samples = check_positive_int(n_samples, "n_samples")
-    xp, batch = model.xp, x.shape[0]
-    rng = _rng(model, seed)
-    mu, logvar = model._encode_unchecked(x)
-    eps = rng.standard_normal((n_samples, batch, model.z_dim))
-    eps = backend.to_device(eps, xp).astype(model.dtype, copy=False)
-    z = mu + xp.exp(0.5 * logvar) * eps
-    out, _ = model.decoder.forward(model.params, z.reshape(n_samples * batch, model.z_dim))
-    x_rep = xp.broadcast_to(x, (n_samples, batch, x.shape[1])).reshape(n_samples * batch, -1)
-    log_px = model.likelihood.log_prob(out, x_rep).reshape(n_samples, batch)
-    return log_px.astype(np.float64), mu, logvar
+    rng = backend.generator(seed, model.xp)
+    return model.importance_samples(batch, n_samples, rng).log_px_z
 
 
 def reconstruction_probability(
-    model: Any, x: Array, n_samples: int = 10, seed: Any = 0
+    model: LatentVariableModel, x: Array, n_samples: int = 10, seed: Any = 0
 ) -> np.ndarray:
     """The anomaly score of An & Cho (2015): -(1/L) sum_l log p(x | z_l),  z_l ~ q(z|x).
 
     x: (batch, x_dim) -> (batch,) float64, in nats; higher = less probable = more anomalous.
-    (An & Cho threshold the reconstruction probability itself, (1/L) sum_l log p(x | z_l);
-    this is its negative, so that all scores of this module point the same way.)
+    (An & Cho threshold the reconstruction probability itself, (1/L) sum_l log p(x | z_l), an
+    average log-probability; this is its negative, so that all scores of this module point the
+    same way.)
     """
-    x = _prepare(model, x)
-    log_px, _, _ = _log_px_samples(model, x, n_samples, seed)
+    batch = _prepare(model, x, "reconstruction_probability")
+    log_px = _log_px_samples(model, batch, n_samples, seed)
     return backend.to_numpy(-log_px.mean(axis=0))
 
 
-def negative_elbo(model: Any, x: Array, n_samples: int = 10, seed: Any = 0) -> np.ndarray:
+def negative_elbo(
+    model: LatentVariableModel, x: Array, n_samples: int = 10, seed: Any = 0
+) -> np.ndarray:
     """-ELBO(x) = -(1/L) sum_l log p(x | z_l) + KL(q(z|x) || N(0, I)) per example: (batch,).
 
     The KL is in closed form; beta is not applied (this is the ELBO, a bound on log p(x)).
     """
-    x = _prepare(model, x)
-    log_px, mu, logvar = _log_px_samples(model, x, n_samples, seed)
+    batch = _prepare(model, x, "negative_elbo")
+    log_px = _log_px_samples(model, batch, n_samples, seed)
+    mu, logvar = model.posterior(batch)
     kl = kl_standard_normal_elementwise(mu, logvar).sum(axis=1)
     return backend.to_numpy(-log_px.mean(axis=0) + kl).astype(np.float64)
 

@@ -16,6 +16,10 @@ import numpy as np
 _default_name = "numpy"
 
 
+#: An array of the active backend: a NumPy array, a CuPy array or the stand-in's DeviceArray.
+Array = Any
+
+
 def _load_cupy() -> types.ModuleType:
     """Import CuPy and prove that a GPU answers, or raise a clear RuntimeError."""
     try:
@@ -145,3 +149,17 @@ def to_device(a: Any, xp: types.ModuleType) -> Any:
 def default_rng(seed: int | None, xp: types.ModuleType) -> Any:
     """A seeded random generator of the backend's own kind (``xp.random.default_rng``)."""
     return xp.random.default_rng(seed)
+
+
+def generator(seed: Any, xp: types.ModuleType, name: str = "seed") -> Any:
+    """A random generator from what a user passes as ``seed``: an int or None seeds a new
+    generator of the backend's own kind; a generator (NumPy's, CuPy's, the stand-in's) is used
+    as it is, so a NumPy generator may drive a GPU model (its draws are copied over)."""
+    if hasattr(seed, "standard_normal") and hasattr(seed, "random"):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return default_rng(None if seed is None else int(seed), xp)
+    raise TypeError(
+        f"{name} must be an int, None or a random generator (numpy.random.default_rng(...)), "
+        f"got {seed!r}"
+    )

@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .models import VAE, Autoencoder
+from .models import MODELS
 
 FORMAT = "minivae-checkpoint-1"
-MODELS = {"VAE": VAE, "Autoencoder": Autoencoder}
 
 # What reading a damaged archive member can raise: a bad CRC or truncated member (BadZipFile,
 # EOFError, zlib.error), an object array refused by allow_pickle=False (ValueError), bad headers.

@@ -8,6 +8,15 @@ for importance sampling), and what image to show (the mean of p(x|z)).
 - ``Bernoulli``: out = logits, p(x_d = 1) = sigmoid(logit_d). For binary or [0, 1] data.
 - ``GaussianFixedVar(var)``: out = mean, fixed variance ``var``: the loss is MSE up to constants.
 - ``GaussianLearnedVar``: out = [mean, logvar] (2 D outputs): a variance learned for every pixel.
+
+Missing data: ``nll`` and ``log_prob`` take a ``mask`` (True = observed, see :mod:`minivae.masks`)
+and then count the observed entries only,
+
+    log p(x_obs | z) = sum_{d: mask_d} log p(x_d | z),
+
+so a missing entry adds nothing to the loss and gets a zero gradient. The loss is still averaged
+over the batch, not over the observed count: it is the negative log-likelihood of what was seen.
+Without a mask (``mask=None``) both are the plain functions of :mod:`minivae.losses`.
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backend import array_module, to_device
-from .layers import sigmoid
+from .backend import Array, array_module, to_device
+from .layers import sigmoid, softplus
 from .losses import (
+    LOG_2PI,
     bernoulli_log_prob,
     bernoulli_nll,
     gaussian_log_prob,
@@ -25,8 +35,6 @@ from .losses import (
     gaussian_nll_fixed_var,
 )
 from .validation import check_unit_interval
-
-Array = Any
 
 
 class Bernoulli:
@@ -38,16 +46,26 @@ class Bernoulli:
     def config(self) -> dict:
         return {"name": self.name}
 
-    def check_data(self, x: Array) -> None:
-        check_unit_interval(x)
+    def check_data(self, x: Array, name: str = "x") -> None:
+        check_unit_interval(x, name)
 
-    def nll(self, out: Array, x: Array) -> tuple[float, Array]:
-        """(loss, dout) with loss = batch mean of -log p(x|z)."""
-        return bernoulli_nll(out, x)
+    def nll(self, out: Array, x: Array, mask: Array | None = None) -> tuple[float, Array]:
+        """(loss, dout): loss = batch mean of -log p(x_obs|z), dout its gradient for the logits.
 
-    def log_prob(self, out: Array, x: Array) -> Array:
-        """log p(x|z) per example: (batch,)."""
-        return bernoulli_log_prob(out, x)
+        loss    = (1/batch) * sum_{b,d} m_bd * [softplus(l_bd) - x_bd * l_bd]
+        dlogits = m * (sigmoid(l) - x) / batch             out, x, mask: (batch, D); m = 1 if None
+        """
+        if mask is None:
+            return bernoulli_nll(out, x)
+        batch = x.shape[0]
+        loss = float(-self.log_prob(out, x, mask).sum()) / batch
+        return loss, (sigmoid(out) - x) * mask / batch
+
+    def log_prob(self, out: Array, x: Array, mask: Array | None = None) -> Array:
+        """log p(x_obs|z) per example: (batch,); every entry when mask is None."""
+        if mask is None:
+            return bernoulli_log_prob(out, x)
+        return ((x * out - softplus(out)) * mask).sum(axis=1)
 
     def mean(self, out: Array) -> Array:
         """E[x|z] = sigmoid(logits): (batch, D)."""
@@ -73,14 +91,24 @@ class GaussianFixedVar:
     def config(self) -> dict:
         return {"name": self.name, "var": self.var}
 
-    def check_data(self, x: Array) -> None:
+    def check_data(self, x: Array, name: str = "x") -> None:
         pass
 
-    def nll(self, out: Array, x: Array) -> tuple[float, Array]:
-        return gaussian_nll_fixed_var(out, x, self.var)
+    def nll(self, out: Array, x: Array, mask: Array | None = None) -> tuple[float, Array]:
+        """(loss, dmean): loss = batch mean of -log N(x_obs; mean, var),
+        dmean = m * (mean - x) / var / batch."""
+        if mask is None:
+            return gaussian_nll_fixed_var(out, x, self.var)
+        batch = x.shape[0]
+        loss = float(-self.log_prob(out, x, mask).sum()) / batch
+        return loss, (out - x) * mask / (self.var * batch)
 
-    def log_prob(self, out: Array, x: Array) -> Array:
-        return gaussian_log_prob(out, math.log(self.var), x)
+    def log_prob(self, out: Array, x: Array, mask: Array | None = None) -> Array:
+        """log N(x_obs; mean, var * I) per example: (batch,)."""
+        if mask is None:
+            return gaussian_log_prob(out, math.log(self.var), x)
+        per_entry = -0.5 * (LOG_2PI + math.log(self.var) + (x - out) ** 2 / self.var)
+        return (per_entry * mask).sum(axis=1)
 
     def mean(self, out: Array) -> Array:
         return out
@@ -99,7 +127,7 @@ class GaussianLearnedVar:
     def config(self) -> dict:
         return {"name": self.name}
 
-    def check_data(self, x: Array) -> None:
+    def check_data(self, x: Array, name: str = "x") -> None:
         pass
 
     @staticmethod
@@ -108,15 +136,33 @@ class GaussianLearnedVar:
         dim = out.shape[1] // 2
         return out[:, :dim], out[:, dim:]
 
-    def nll(self, out: Array, x: Array) -> tuple[float, Array]:
+    def nll(self, out: Array, x: Array, mask: Array | None = None) -> tuple[float, Array]:
+        """(loss, [dmean, dlogvar]) for the batch mean of -log N(x_obs; mean, exp(logvar)):
+
+        dmean   = m * (mean - x) / exp(logvar) / batch
+        dlogvar = m * 1/2 * (1 - (x - mean)^2 / exp(logvar)) / batch      each (batch, D)
+        """
         mean, logvar = self.split(out)
-        loss, dmean, dlogvar = gaussian_nll(mean, logvar, x)
         xp = array_module(out)
+        if mask is None:
+            loss, dmean, dlogvar = gaussian_nll(mean, logvar, x)
+            return loss, xp.concatenate([dmean, dlogvar], axis=1)
+        batch = x.shape[0]
+        loss = float(-self.log_prob(out, x, mask).sum()) / batch
+        inv_var = xp.exp(-logvar)
+        diff = mean - x
+        dmean = diff * inv_var * mask / batch
+        dlogvar = 0.5 * (1 - diff * diff * inv_var) * mask / batch
         return loss, xp.concatenate([dmean, dlogvar], axis=1)
 
-    def log_prob(self, out: Array, x: Array) -> Array:
+    def log_prob(self, out: Array, x: Array, mask: Array | None = None) -> Array:
+        """log N(x_obs; mean, diag(exp(logvar))) per example: (batch,)."""
         mean, logvar = self.split(out)
-        return gaussian_log_prob(mean, logvar, x)
+        if mask is None:
+            return gaussian_log_prob(mean, logvar, x)
+        xp = array_module(out)
+        per_entry = -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 * xp.exp(-logvar))
+        return (per_entry * mask).sum(axis=1)
 
     def mean(self, out: Array) -> Array:
         return self.split(out)[0]

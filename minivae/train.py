@@ -2,8 +2,9 @@
 
     history = fit(model, x_train, x_val, epochs=20, batch_size=128, seed=0)
 
-Works for any model with ``_loss_and_grads(x, eps)`` and ``loss(x)`` returning a dict of terms
-(``loss``, ``recon`` and, for a VAE, ``kl``): the VAE and the Autoencoder.
+Works for any model of the protocol (:mod:`minivae.models.base`): ``prepare`` checks the data
+once, then every step calls ``objective`` on a minibatch of it with fresh noise from
+``draw_eps``; ``loss`` gives the held-out terms (``loss``, ``recon`` and, for a VAE, ``kl``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .accel import blas
+from .backend import Array
+from .models.base import Model
 from .optim import Adam
 from .validation import all_finite, check_positive_int
-
-Array = Any
 
 
 class TrainingDiverged(FloatingPointError):
@@ -44,19 +46,22 @@ class History:
             table.setdefault(key, []).append(float(value))
 
 
-def evaluate(model: Any, x: Array, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
+def evaluate(model: Model, x: Array, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
     """Mean of every loss term over x, with a fixed seed for eps so repeated calls agree.
 
     Each term is a one-sample estimate (the ELBO needs a sampled z), averaged over all rows.
+    x: (n, x_dim) or a Batch the model prepared. Returns term name -> mean over the n rows.
     """
-    rng = backend.default_rng(seed, model.xp)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    data = model.prepare(x)
+    rng = backend.generator(seed, model.xp)
     totals: dict[str, float] = {}
-    n = x.shape[0]
+    n = len(data)
     for start in range(0, n, batch_size):
-        xb = x[start : start + batch_size]
-        eps = model.draw_eps(xb.shape[0], rng) if hasattr(model, "draw_eps") else None
-        for key, value in model.loss(xb, eps).items():
-            totals[key] = totals.get(key, 0.0) + value * xb.shape[0]
+        rows = data.rows(slice(start, start + batch_size))
+        eps = model.draw_eps(len(rows), rng)
+        for key, value in model.loss(rows, eps).items():
+            totals[key] = totals.get(key, 0.0) + value * len(rows)
     return {key: value / n for key, value in totals.items()}
 
 
@@ -76,7 +81,7 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
 # under `-W error`) are silenced during training rather than pre-empting that message.
 @np.errstate(over="ignore", invalid="ignore", divide="ignore")
 def fit(
-    model: Any,
+    model: Model,
     x_train: Array,
     x_val: Array | None = None,
     *,
@@ -90,6 +95,7 @@ def fit(
     progress: bool = True,
     history: History | None = None,
     mask: Array | None = None,
+    blas_threads: int | str | None = blas.AUTO,
 ) -> History:
     """Train ``model`` on ``x_train`` (n, x_dim) and return the per-epoch :class:`History`.
 
@@ -105,74 +111,80 @@ def fit(
         history: continue an earlier run's History instead of starting a new one.
         mask: (n, x_dim) booleans, True = observed, to train on incomplete data: the likelihood
             counts observed entries only and the encoder sees zero-filled rows (see
-            :mod:`minivae.missing`); its rows are shuffled with those of ``x_train``.
+            :mod:`minivae.masks`); its rows are shuffled with those of ``x_train``.
+        blas_threads: 'auto' (default): one BLAS thread for a small model, where more threads
+            only wait for each other (:mod:`minivae.accel.blas`); an int sets the count; None
+            leaves BLAS as it is.
 
     Raises:
         TrainingDiverged: at the first step where a loss term or gradient is not finite, naming it.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    check_values = getattr(model, "_check_values", lambda x, name: None)
     if beta_schedule is not None and not hasattr(model, "beta"):
         # an Autoencoder has no KL term: the schedule would be set and silently ignored
         raise TypeError(
             f"beta_schedule needs a model with a KL weight (a VAE); {type(model).__name__} has none"
         )
-    if mask is None:
-        x_train = model._check_x(x_train, "x_train")
-        check_values(x_train, "x_train")
-
-        def loss_and_grads(rows: Array) -> tuple[dict, Any]:
-            return model._loss_and_grads(x_train[rows], None)
-
-    else:
-        # imported here: minivae.missing builds on this module (History, _check_finite)
-        from .missing import _checked, _masked_loss_and_grads
-
-        x_train, mask = _checked(model, x_train, mask)
-
-        def loss_and_grads(rows: Array) -> tuple[dict, Any]:
-            return _masked_loss_and_grads(model, x_train[rows], mask[rows], None)
-
-    if x_val is not None:
-        x_val = model._check_x(x_val, "x_val")
-        check_values(x_val, "x_val")
+    train_data = model.prepare(x_train, "x_train", mask=mask)
+    val_data = None if x_val is None else model.prepare(x_val, "x_val")
     optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
     history = History() if history is None else history
     shuffle_rng = np.random.default_rng(seed)
-    n = x_train.shape[0]
+    n = len(train_data)
     step = sum(math.ceil(n / batch_size) for _ in range(history.epochs))
     bar = _progress(epochs, progress, type(model).__name__)
+    blas_limit = blas.limited(blas.threads_for(model, batch_size, blas_threads))
     try:
-        for epoch in range(history.epochs, history.epochs + epochs):
-            # the permutation is drawn on the host so the same seed shuffles alike on any backend
-            order = backend.to_device(shuffle_rng.permutation(n), model.xp)
-            sums: dict[str, float] = {}
-            for start in range(0, n, batch_size):
-                if beta_schedule is not None:
-                    _set_scheduled_beta(model, beta_schedule, step)
-                rows = order[start : start + batch_size]
-                terms, grads = loss_and_grads(rows)
-                _check_finite(terms, grads, epoch, step)
-                optimizer.step(grads)
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value * rows.shape[0]
-                step += 1
-            history.append("train", {key: value / n for key, value in sums.items()})
-            history.beta.append(float(getattr(model, "beta", 1.0)))
-            if x_val is not None:
-                history.append("val", evaluate(model, x_val, seed=epoch))
-            if bar is not None:
-                shown = history.val if x_val is not None else history.train
-                bar.set_postfix({("val " if x_val is not None else "") + k: f"{v[-1]:.2f}"
-                                 for k, v in shown.items()})
-                bar.update(1)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, model, history)
+        with blas_limit:
+            for epoch in range(history.epochs, history.epochs + epochs):
+                _train_epoch(model, train_data, batch_size, optimizer, shuffle_rng, epoch, step,
+                             beta_schedule, history)
+                step += math.ceil(n / batch_size)
+                history.beta.append(float(getattr(model, "beta", 1.0)))
+                if val_data is not None:
+                    history.append("val", evaluate(model, val_data, seed=epoch))
+                if bar is not None:
+                    shown = history.val if val_data is not None else history.train
+                    bar.set_postfix({("val " if val_data is not None else "") + k: f"{v[-1]:.2f}"
+                                     for k, v in shown.items()})
+                    bar.update(1)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, model, history)
     finally:
         if bar is not None:
             bar.close()
     return history
+
+
+def _train_epoch(
+    model: Any,
+    data: Any,
+    batch_size: int,
+    optimizer: Any,
+    shuffle_rng: np.random.Generator,
+    epoch: int,
+    step: int,
+    beta_schedule: Callable[[int], float] | None,
+    history: History,
+) -> None:
+    """One pass over ``data`` in shuffled minibatches; appends the epoch's mean terms."""
+    n = len(data)
+    # the permutation is drawn on the host so the same seed shuffles alike on any backend
+    order = backend.to_device(shuffle_rng.permutation(n), model.xp)
+    sums: dict[str, float] = {}
+    for start in range(0, n, batch_size):
+        if beta_schedule is not None:
+            _set_scheduled_beta(model, beta_schedule, step)
+        rows = order[start : start + batch_size]
+        minibatch = data.rows(rows)
+        terms, grads = model.objective(minibatch, model.draw_eps(len(minibatch)), need_grads=True)
+        _check_finite(terms, grads, epoch, step)
+        optimizer.step(grads)
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value * len(minibatch)
+        step += 1
+    history.append("train", {key: value / n for key, value in sums.items()})
 
 
 def _set_scheduled_beta(model: Any, beta_schedule: Callable[[int], float], step: int) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..backend import Array
 from ..layers import sigmoid
 from ..losses import bernoulli_nll, mse
 from ..mlp import MLP
 from ..params import Parameters
 from ..validation import check_data, check_positive_int, check_unit_interval
-from .base import Model
+from .base import Batch, Model, check_hidden, stack_shapes
 
-Array = Any
 LOSSES = ("mse", "bernoulli")
 
 
@@ -44,16 +44,15 @@ class Autoencoder(Model):
             raise ValueError(f"unknown loss {loss!r}: expected one of {LOSSES}")
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
-        self.hidden = tuple(check_positive_int(h, "hidden width") for h in hidden)
+        self.hidden = check_hidden(hidden)
         self.loss_name = loss
         self.activation = activation
         self.encoder = MLP([self.x_dim, *self.hidden, self.z_dim], activation, "encoder.")
         self.decoder = MLP([self.z_dim, *reversed(self.hidden), self.x_dim], activation, "decoder.")
-        self._setup(
-            {**self.encoder.param_shapes(), **self.decoder.param_shapes()}, seed, dtype, backend
-        )
+        shapes = stack_shapes(self.encoder.param_shapes(), self.decoder.param_shapes())
+        self._setup(shapes, seed, dtype, backend)
 
-    def _mlps(self) -> list:
+    def networks(self) -> list:
         return [self.encoder, self.decoder]
 
     def config(self) -> dict:
@@ -68,45 +67,64 @@ class Autoencoder(Model):
             "dtype": self.dtype.name,
         }
 
-    def encode(self, x: Array) -> Array:
-        """z = encoder(x): (batch, x_dim) -> (batch, z_dim)."""
-        return self.encoder.forward(self.params, self._check_x(x))[0]
+    def check_values(self, x: Array, name: str = "x") -> None:
+        """The 'bernoulli' loss needs x in [0, 1]; 'mse' takes any real numbers."""
+        if self.loss_name == "bernoulli":
+            check_unit_interval(x, name)
 
-    def decode(self, z: Array) -> Array:
+    def prepare(self, x: Any, name: str = "x", *, mask: Any = None, labels: Any = None) -> Batch:
+        if mask is not None:
+            # the squared error and cross-entropy here have no masked form: say so, rather than
+            # train on zero-filled pixels as if they had been observed
+            raise TypeError(
+                "an Autoencoder cannot train on incomplete data (mask=...): use a VAE, whose "
+                "likelihood counts the observed entries only"
+            )
+        return super().prepare(x, name, labels=labels)
+
+    def encode(self, x: Any) -> Array:
+        """z = encoder(x): (batch, x_dim) -> (batch, z_dim)."""
+        return self.encoder.forward(self.params, self.prepare(x).x)[0]
+
+    def decode(self, z: Any) -> Array:
         """x_hat = decoder(z) (through a sigmoid for the 'bernoulli' loss): (batch, x_dim)."""
         z = check_data(z, "z", dim=self.z_dim).astype(self.dtype, copy=False)
         out = self.decoder.forward(self.params, self.xp.asarray(z))[0]
         return sigmoid(out) if self.loss_name == "bernoulli" else out
 
-    def reconstruct(self, x: Array) -> Array:
+    def reconstruct(self, x: Any) -> Array:
         """x_hat = decode(encode(x)): (batch, x_dim)."""
         return self.decode(self.encode(x))
 
     def loss_and_grads(
-        self, x: Array, eps: None = None, target: Array | None = None
+        self, x: Any, eps: None = None, *, target: Any = None, mask: Any = None,
+        labels: Any = None,
     ) -> tuple[dict, Parameters]:
         """Reconstruction loss of ``target`` (default: x itself) from x, and all gradients.
 
         Passing a clean ``target`` with a noisy ``x`` trains a denoising autoencoder.
-        Returns ``({"loss", "recon"}, grads)``; ``eps`` is accepted for the training loop
-        and unused.
+        Returns ``({"loss", "recon"}, grads)``; ``eps`` is accepted for the protocol and unused.
         """
-        x = self._check_x(x)
-        target = x if target is None else self._check_x(target, "target")
-        if target.shape != x.shape:
-            raise ValueError(f"target must have the shape of x {x.shape}, got {target.shape}")
-        self._check_values(target, "target")
-        return self._loss_and_grads(x, None, target)
+        batch = self.prepare(x, mask=mask, labels=labels)
+        if target is None:
+            return self.objective(batch, None, need_grads=True)
+        target = self.prepare(target, "target").x
+        if target.shape != batch.x.shape:
+            raise ValueError(
+                f"target must have the shape of x {batch.x.shape}, got {target.shape}"
+            )
+        return self._loss_and_grads(batch.x, target)
 
-    def _check_values(self, x: Array, name: str = "x") -> None:
-        """The 'bernoulli' loss needs x in [0, 1]; 'mse' takes any real numbers."""
-        if self.loss_name == "bernoulli":
-            check_unit_interval(x, name)
+    def objective(self, batch: Batch, eps: None, need_grads: bool) -> tuple[dict, Any]:
+        """loss = (1/batch) sum_b loss(decoder(encoder(x_b)), x_b): 'mse' or 'bernoulli'."""
+        if need_grads:
+            return self._loss_and_grads(batch.x, batch.x)
+        out = self.decoder.forward(self.params, self.encoder.forward(self.params, batch.x)[0])[0]
+        loss_fn = bernoulli_nll if self.loss_name == "bernoulli" else mse
+        value = loss_fn(out, batch.x)[0]
+        return {"loss": value, "recon": value}, None
 
-    def _loss_and_grads(
-        self, x: Array, eps: None = None, target: Array | None = None
-    ) -> tuple[dict, Parameters]:
-        target = x if target is None else target
+    def _loss_and_grads(self, x: Array, target: Array) -> tuple[dict, Parameters]:
         z, enc_cache = self.encoder.forward(self.params, x)
         out, dec_cache = self.decoder.forward(self.params, z)
         loss_fn = bernoulli_nll if self.loss_name == "bernoulli" else mse
@@ -114,12 +132,3 @@ class Autoencoder(Model):
         dz, _ = self.decoder.backward(dout, dec_cache, self.grads)
         self.encoder.backward(dz, enc_cache, self.grads)
         return {"loss": loss, "recon": loss}, self.grads
-
-    def loss(self, x: Array, eps: None = None) -> dict:
-        """The reconstruction loss of x, without gradients: {"loss", "recon"}."""
-        x = self._check_x(x)
-        self._check_values(x)
-        out = self.decoder.forward(self.params, self.encoder.forward(self.params, x)[0])[0]
-        loss_fn = bernoulli_nll if self.loss_name == "bernoulli" else mse
-        value = loss_fn(out, x)[0]
-        return {"loss": value, "recon": value}

@@ -1,20 +1,74 @@
-"""What every model of the library shares: one Parameters mapping, its gradients, a backend."""
+"""The model protocol: the public methods that training, evaluation, imputation, anomaly scores,
+metrics and checkpoints call. Every model of the library implements it; a new model is one new
+file in this folder that does too, and nothing outside a model's module calls its underscore
+names.
+
+Every model (:class:`Model`):
+
+    prepare(x, mask=None, labels=None)   -> Batch     check data once, move it to the backend
+    loss_and_grads(batch, eps=None)      -> (terms, grads)   the training objective, all gradients
+    loss(batch, eps=None)                -> terms     the same terms without gradients
+    draw_eps(n, rng=None)                -> eps | None   the noise one evaluation of the loss needs
+    config()                             -> dict      constructor arguments (checkpoints)
+    params, grads, xp, dtype, rng, x_dim               parameters, gradients, backend, generator
+
+Latent-variable models with a Gaussian posterior add (:class:`LatentVariableModel`):
+
+    posterior(x)                 -> (mu, logvar)   q(z|x), each (batch, z_dim)
+    decoder_output(z)            -> out            the decoder's raw output for z
+    likelihood                                     p(x|z): nll / log_prob (with masks), mean, sample
+    importance_samples(x, k)     -> ImportanceSamples   log p(x|z_i), log p(z_i), log q(z_i|x)
+
+``terms`` is a dict of floats: ``loss`` (what is minimised), ``recon`` and, for models with a
+KL term, ``kl``. A :class:`Batch` is data a model has checked and moved: every method above takes
+a Batch or a raw array, and a raw array is checked (once) through ``prepare``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import backend
+from ..backend import Array
+from ..importance import ImportanceSamples
+from ..masks import check_mask
 from ..params import Parameters
-from ..validation import check_data
+from ..validation import all_finite, check_data
 
-Array = Any
+__all__ = ["Batch", "LatentVariableModel", "Model"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Data a model has checked and moved to its backend and dtype.
+
+    x:      (n, x_dim); where ``mask`` is False the entry is 0 (zero-filled, never read).
+    mask:   (n, x_dim) booleans, True = observed, or None for complete data.
+    labels: (n,) integer class labels for models that take them, or None.
+    """
+
+    x: Array
+    mask: Array | None = None
+    labels: Array | None = None
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def rows(self, index: Array) -> Batch:
+        """The rows ``index`` (a slice or an integer array) of every field, still checked."""
+        return Batch(
+            self.x[index],
+            None if self.mask is None else self.mask[index],
+            None if self.labels is None else self.labels[index],
+        )
 
 
 class Model:
-    """Base of Autoencoder and VAE.
+    """Base of every model: one Parameters mapping, its gradients, a backend, a generator.
 
     Attributes:
         params: name -> array, every weight of the model (see :mod:`minivae.params`).
@@ -24,8 +78,16 @@ class Model:
     """
 
     x_dim: int
+    #: Whether ``prepare`` accepts class labels (conditional and semi-supervised models do).
+    takes_labels = False
 
-    def _setup(self, shapes: dict, seed: int | None, dtype: Any, backend_name: str | None) -> None:
+    # ---------------------------------------------------------------------------------------
+    # Construction
+    # ---------------------------------------------------------------------------------------
+
+    def _setup(
+        self, shapes: dict, seed: int | None, dtype: Any, backend_name: str | None
+    ) -> None:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -39,30 +101,152 @@ class Model:
         # seed gives the same initial weights on the CPU and on the GPU.
         init_rng = np.random.default_rng(seed)
         host = Parameters.zeros(shapes, dtype)
-        for mlp in self._mlps():
+        for mlp in self.networks():
             mlp.init_params(host, init_rng)
         self.params.flat[...] = backend.to_device(host.flat, self.xp)
         self.rng = backend.default_rng(None if seed is None else seed + 1, self.xp)
 
-    def _mlps(self) -> list:
+    def networks(self) -> list:
+        """The MLPs whose parameters the model holds, in the order they are initialised."""
         raise NotImplementedError
-
-    def _check_x(self, x: Array, name: str = "x") -> Array:
-        """Check a batch and move it to this model's backend and dtype."""
-        x = check_data(x, name, dim=self.x_dim)
-        x = backend.to_device(x, self.xp)
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        return x
-
-    def _check_values(self, x: Array, name: str = "x") -> None:
-        """Check that the values of a checked batch suit the loss (e.g. [0, 1] for a Bernoulli)."""
-        likelihood = getattr(self, "likelihood", None)
-        if likelihood is not None:
-            likelihood.check_data(x)
 
     def config(self) -> dict:
         """The constructor arguments, enough to build the same model again (for save/load)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------
+    # Data
+    # ---------------------------------------------------------------------------------------
+
+    def prepare(
+        self, x: Any, name: str = "x", *, mask: Any = None, labels: Any = None
+    ) -> Batch:
+        """Check a batch once and move it to this model's backend and dtype.
+
+        x: (n, x_dim) floats. mask: (n, x_dim) booleans, True = observed; missing entries are
+        never read (they may hold NaN) and are zero-filled. labels: (n,) class labels, for models
+        that take them. A :class:`Batch` is returned as it is.
+        """
+        if isinstance(x, Batch):
+            return x
+        if mask is None:
+            x = self._to_model_dtype(check_data(x, name, dim=self.x_dim), name)
+        else:
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                raise TypeError(
+                    f"{name} must be an array of shape (batch, {self.x_dim}), "
+                    f"got {type(x).__name__}"
+                )
+            if len(x.shape) != 2 or x.shape[1] != self.x_dim:
+                raise ValueError(
+                    f"{name} must have shape (batch, {self.x_dim}), got {tuple(x.shape)}"
+                )
+            mask = check_mask(mask, x.shape)
+            if np.dtype(str(x.dtype)).kind != "f":
+                raise TypeError(f"{name} must hold floating-point numbers, got dtype {x.dtype}")
+            # data and mask may come from the host (a NumPy mask with CuPy data...)
+            x, mask = backend.to_device(x, self.xp), backend.to_device(mask, self.xp)
+            filled = self.xp.where(mask, x, 0).astype(x.dtype)
+            filled = check_data(filled, f"{name} (observed entries)", dim=self.x_dim)
+            x = self._to_model_dtype(filled, name)
+        self.check_values(x, name)
+        return Batch(x, mask, self.check_labels(labels, x.shape[0]))
+
+    def _to_model_dtype(self, x: Array, name: str) -> Array:
+        x = backend.to_device(x, self.xp)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+            # finite float64 data can overflow float32 (1e300 -> inf): stop it here, not as a
+            # NaN loss many steps later
+            if not all_finite(x):
+                raise ValueError(
+                    f"{name} holds values too large for the model's dtype {self.dtype} "
+                    f"(they overflow to inf when cast); rescale the data or use dtype='float64'"
+                )
+        return x
+
+    def check_values(self, x: Array, name: str = "x") -> None:
+        """Check that the values of a checked batch suit the loss (e.g. [0, 1] for a Bernoulli)."""
+        likelihood = getattr(self, "likelihood", None)
+        if likelihood is not None:
+            likelihood.check_data(x, name)
+
+    def check_labels(self, labels: Any, n: int) -> Array | None:
+        """Labels for a batch of n rows: refused by a model that takes none."""
+        if labels is not None:
+            raise TypeError(f"{type(self).__name__} takes no labels, got labels={labels!r:.60}")
+        return None
+
+    #: What the noise's last axis is called in messages ("eps must be (batch, z_dim) = ...").
+    eps_axis_name = "z_dim"
+
+    def check_eps(self, eps: Any, batch: int) -> Array | None:
+        """Check noise for ``batch`` rows, shaped as :meth:`draw_eps` draws it, and move it.
+
+        A deterministic model (no noise: :meth:`eps_shape` is ()) ignores it and returns None.
+        """
+        shape = self.eps_shape(batch)
+        if not shape:
+            return None
+        eps = check_data(eps, "eps", dim=shape[-1], ndim=len(shape))
+        if tuple(eps.shape) != shape:
+            raise ValueError(
+                f"eps must be (batch, {self.eps_axis_name}) = {shape}, got {tuple(eps.shape)}"
+            )
+        return backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
+
+    def eps_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape of the noise one loss evaluation needs for ``batch`` rows; () for none."""
+        return ()
+
+    def draw_eps(self, batch: int, rng: Any = None) -> Array | None:
+        """eps ~ N(0, I) of :meth:`eps_shape`, from ``rng`` or the model's own generator.
+
+        None for a deterministic model (an Autoencoder needs no noise).
+        """
+        shape = self.eps_shape(batch)
+        if not shape:
+            return None
+        rng = self.rng if rng is None else rng
+        # to_device: a NumPy generator may drive a CuPy model (the draws are then copied over)
+        eps = backend.to_device(rng.standard_normal(shape), self.xp)
+        return eps.astype(self.dtype, copy=False)
+
+    # ---------------------------------------------------------------------------------------
+    # The objective
+    # ---------------------------------------------------------------------------------------
+
+    def loss_and_grads(
+        self, x: Any, eps: Array | None = None, *, mask: Any = None, labels: Any = None
+    ) -> tuple[dict, Parameters]:
+        """The minibatch loss, its parts, and the gradient of the loss for every parameter.
+
+        x: a Batch or (batch, x_dim) data (checked by :meth:`prepare`, with ``mask`` and
+        ``labels``); eps: noise of :meth:`eps_shape`, drawn when None. Returns ``(terms, grads)``
+        with ``grads`` this model's own ``self.grads`` (overwritten by the next call).
+        """
+        batch = self.prepare(x, mask=mask, labels=labels)
+        eps = self.draw_eps(len(batch)) if eps is None else self.check_eps(eps, len(batch))
+        return self.objective(batch, eps, need_grads=True)
+
+    def loss(
+        self, x: Any, eps: Array | None = None, *, mask: Any = None, labels: Any = None
+    ) -> dict:
+        """The loss and its parts for x, without gradients (one sampled z per example, if any).
+
+        This is a stochastic estimate, like the training loss: the ELBO needs a sample of z,
+        and using z = mu instead would not be the ELBO.
+        """
+        batch = self.prepare(x, mask=mask, labels=labels)
+        eps = self.draw_eps(len(batch)) if eps is None else self.check_eps(eps, len(batch))
+        return self.objective(batch, eps, need_grads=False)[0]
+
+    def objective(self, batch: Batch, eps: Array | None, need_grads: bool) -> tuple[dict, Any]:
+        """The loss terms for a checked batch and checked noise, and (if asked) the gradients.
+
+        The one method a model writes for its objective; ``loss_and_grads`` and ``loss`` check
+        their arguments and call it. Returns ``(terms, self.grads or None)``.
+        """
         raise NotImplementedError
 
     def n_params(self) -> int:
@@ -72,3 +256,170 @@ class Model:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "class")
         return f"{type(self).__name__}({args})  # {self.n_params():,} parameters"
+
+
+class LatentVariableModel(Model):
+    """A model with a Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))) and a decoder p(x|z).
+
+    Implements the latent-variable half of the protocol on top of four things a subclass gives:
+    ``z_dim``, ``likelihood``, ``posterior(x)`` and ``decoder_output(z)``; the defaults below
+    (prior N(0, I), importance sampling, sampling from the prior) then hold for it. A model with
+    another posterior or prior (a flow, a conditional model) overrides the pieces that change.
+    """
+
+    z_dim: int
+    likelihood: Any
+
+    def posterior(self, x: Any) -> tuple[Array, Array]:
+        """q(z|x): mu, logvar, each (batch, z_dim), for x (batch, x_dim) or a Batch."""
+        raise NotImplementedError
+
+    def decoder_output(self, z: Array) -> Array:
+        """The decoder's raw output for z (batch, z_dim): logits, a mean, or [mean, logvar]."""
+        raise NotImplementedError
+
+    def check_z(self, z: Any, name: str = "z") -> Array:
+        """Check latent codes (batch, z_dim) and move them to this model's backend and dtype."""
+        z = backend.to_device(check_data(z, name, dim=self.z_dim), self.xp)
+        return z.astype(self.dtype, copy=False)
+
+    def decode(self, z: Any) -> Array:
+        """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or means."""
+        return self.likelihood.mean(self.decoder_output(z))
+
+    def encode(self, x: Any) -> tuple[Array, Array]:
+        """q(z|x): mu, logvar (the same as :meth:`posterior`, the name the lectures use)."""
+        return self.posterior(x)
+
+    def reconstruct(self, x: Any) -> Array:
+        """x_hat = mean of p(x | z = mu(x)), the posterior-mean reconstruction: (batch, x_dim)."""
+        mu, _ = self.posterior(x)
+        return self.decode(mu)
+
+    def sample(self, n: int, rng: Any = None) -> Array:
+        """n images decoded from the prior: z ~ N(0, I), returns the mean of p(x|z), (n, x_dim)."""
+        from ..validation import check_positive_int
+
+        n = check_positive_int(n, "n")
+        rng = self.rng if rng is None else rng
+        z = rng.standard_normal((n, self.z_dim))
+        return self.decode(backend.to_device(z, self.xp).astype(self.dtype))
+
+    def eps_shape(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.z_dim)
+
+    def kl_per_latent(self, x: Any) -> Array:
+        """The KL of each latent dimension averaged over x: (z_dim,). Near 0: an inactive unit."""
+        from ..kl import kl_standard_normal_elementwise
+
+        mu, logvar = self.posterior(x)
+        return kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
+
+    def importance_samples(
+        self,
+        x: Any,
+        k: int,
+        rng: Any = None,
+        *,
+        eps: Array | None = None,
+        keep_mean: bool = False,
+        max_chunk: int = 2**22,
+    ) -> ImportanceSamples:
+        """k samples z_i ~ q(z|x) per example and the three log-densities importance sampling needs.
+
+            log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),     z_i = mu + std * eps_i
+
+        x: (batch, x_dim) or a Batch; with a mask, log p(x|z_i) counts the observed entries
+        only (and q sees the zero-filled rows). eps (k, batch, z_dim) fixes the draws; otherwise
+        they come from ``rng`` (default: the model's generator), k at a time or in chunks of at
+        most ``max_chunk`` decoder outputs, so memory stays bounded for large k. With
+        ``keep_mean``, the mean of p(x|z_i) of every sample is kept: (k, batch, x_dim).
+        Returns each log-density as (k, batch) float64.
+        """
+        from ..importance import gaussian_log_density, standard_normal_log_density
+        from ..validation import check_positive_int
+
+        batch = self.prepare(x)
+        xp, n = self.xp, len(batch)
+        if eps is not None:
+            if len(eps.shape) != 3 or tuple(eps.shape[1:]) != (n, self.z_dim):
+                raise ValueError(
+                    f"eps must be (K, batch, z_dim) = (K, {n}, {self.z_dim}), "
+                    f"got {tuple(eps.shape)}"
+                )
+            eps = backend.to_device(eps, xp).astype(self.dtype, copy=False)
+            k = int(eps.shape[0])
+        else:
+            k = check_positive_int(k, "k")
+            rng = self.rng if rng is None else rng
+        mu, logvar = self.posterior(batch)
+        std = xp.exp(0.5 * logvar)
+        log_px_z = xp.empty((k, n), dtype=np.float64)
+        log_pz = xp.empty((k, n), dtype=np.float64)
+        log_qz = xp.empty((k, n), dtype=np.float64)
+        means = xp.empty((k, n, self.x_dim), dtype=self.dtype) if keep_mean else None
+        out_width = self.likelihood.outputs_per_pixel * self.x_dim
+        chunk = max(1, min(k, max_chunk // max(1, n * out_width)))  # bounds memory
+        for start in range(0, k, chunk):
+            m = min(chunk, k - start)
+            if eps is None:
+                e = rng.standard_normal((m, n, self.z_dim))
+                e = backend.to_device(e, xp).astype(self.dtype, copy=False)
+            else:
+                e = eps[start : start + m]
+            z = mu + std * e  # (m, batch, z_dim)
+            out = self.decoder_output(z.reshape(m * n, self.z_dim))
+            x_rep = _repeat(batch.x, m)
+            mask_rep = None if batch.mask is None else _repeat(batch.mask, m)
+            rows = slice(start, start + m)
+            log_px_z[rows] = self.likelihood.log_prob(out, x_rep, mask_rep).reshape(m, n)
+            log_pz[rows] = standard_normal_log_density(z)
+            log_qz[rows] = gaussian_log_density(e, logvar)
+            if keep_mean:
+                means[rows] = self.likelihood.mean(out).reshape(m, n, self.x_dim)
+        return ImportanceSamples(log_px_z, log_pz, log_qz, means)
+
+    def log_likelihood(
+        self, x: Any, k: int = 100, rng: Any = None, max_chunk: int = 2**22
+    ) -> Array:
+        """Importance-sampled estimate of log p(x) with k samples (IWAE bound, Burda et al. 2016).
+
+            log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
+
+        computed as logsumexp_i(log w_i) - log k with the maximum subtracted first, so no weight
+        overflows. k = 1 is the ELBO (in expectation); the bound tightens as k grows.
+        x: (batch, x_dim) -> (batch,) in nats, float64.
+        """
+        from ..importance import log_mean_exp
+
+        samples = self.importance_samples(x, k, rng, max_chunk=max_chunk)
+        return log_mean_exp(samples.log_w, axis=0)
+
+
+def _repeat(a: Array, k: int) -> Array:
+    """(batch, d) -> (k * batch, d): k copies of every row block, sample-major."""
+    xp = backend.array_module(a)
+    return xp.broadcast_to(a, (k, *a.shape)).reshape(k * a.shape[0], *a.shape[1:])
+
+
+def stack_shapes(*parts: dict) -> dict:
+    """Merge the name -> shape mappings of several networks, refusing a name used twice."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for part in parts:
+        clash = set(shapes) & set(part)
+        if clash:
+            raise ValueError(f"parameter names used twice: {sorted(clash)}")
+        shapes.update(part)
+    return shapes
+
+
+def check_hidden(hidden: Any) -> tuple[int, ...]:
+    """Hidden layer widths as a tuple of positive ints (``(256,)``; an int is refused clearly)."""
+    from ..validation import check_positive_int
+
+    if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, Sequence):
+        raise TypeError(
+            f"hidden must be a sequence of layer widths such as (256,) or (512, 256), "
+            f"got {hidden!r}"
+        )
+    return tuple(check_positive_int(h, "each hidden width") for h in hidden)

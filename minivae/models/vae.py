@@ -15,27 +15,20 @@ library: summed over pixels and latent dimensions, averaged over the batch, in n
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from .. import backend
+from ..backend import Array
 from ..kl import kl_standard_normal_elementwise, kl_standard_normal_with_grads
 from ..likelihoods import make_likelihood
 from ..mlp import MLP
-from ..params import Parameters
 from ..regularizers import beta_kl
 from ..reparam import reparameterize, reparameterize_backward
 from ..validation import check_finite_scalar, check_positive_int
-from .base import Model
-
-Array = Any
-LOG_2PI = math.log(2 * math.pi)
+from .base import Batch, LatentVariableModel, check_hidden, stack_shapes
 
 
-class VAE(Model):
+class VAE(LatentVariableModel):
     """A VAE with MLP encoder and decoder.
 
     Args:
@@ -69,7 +62,7 @@ class VAE(Model):
     ):
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
-        self.hidden = tuple(check_positive_int(h, "hidden width") for h in hidden)
+        self.hidden = check_hidden(hidden)
         self.likelihood = make_likelihood(likelihood, var=obs_var) if likelihood == "gaussian" \
             else make_likelihood(likelihood)
         self.obs_var = float(obs_var)
@@ -80,7 +73,7 @@ class VAE(Model):
         self.encoder = MLP([self.x_dim, *self.hidden, 2 * self.z_dim], activation, "encoder.")
         out_dim = self.likelihood.outputs_per_pixel * self.x_dim
         self.decoder = MLP([self.z_dim, *reversed(self.hidden), out_dim], activation, "decoder.")
-        shapes = {**self.encoder.param_shapes(), **self.decoder.param_shapes()}
+        shapes = stack_shapes(self.encoder.param_shapes(), self.decoder.param_shapes())
         self._setup(shapes, seed, dtype, backend)
 
     @property
@@ -95,7 +88,7 @@ class VAE(Model):
         # NaN loss (or a KL that grows without bound) many steps later.
         self._beta = check_finite_scalar(value, "beta", minimum=0.0)
 
-    def _mlps(self) -> list:
+    def networks(self) -> list:
         return [self.encoder, self.decoder]
 
     def config(self) -> dict:
@@ -116,95 +109,37 @@ class VAE(Model):
     # The pieces
     # -------------------------------------------------------------------------------------
 
-    def encode(self, x: Array) -> tuple[Array, Array]:
-        """q(z|x): mu, logvar, each (batch, z_dim), for x (batch, x_dim)."""
-        x = self._check_x(x)
-        h, _ = self.encoder.forward(self.params, x)
+    def posterior(self, x: Any) -> tuple[Array, Array]:
+        """q(z|x): mu, logvar, each (batch, z_dim), for x (batch, x_dim) or a Batch."""
+        h, _ = self.encoder.forward(self.params, self.prepare(x).x)
         return h[:, : self.z_dim], h[:, self.z_dim :]
 
-    def decode(self, z: Array) -> Array:
-        """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or means."""
-        z = self._check_z(z)
-        out, _ = self.decoder.forward(self.params, z)
-        return self.likelihood.mean(out)
-
-    def decoder_output(self, z: Array) -> Array:
+    def decoder_output(self, z: Any) -> Array:
         """The decoder's raw output for z: logits, a mean, or [mean, logvar] (see likelihoods)."""
-        z = self._check_z(z)
-        return self.decoder.forward(self.params, z)[0]
-
-    def reconstruct(self, x: Array) -> Array:
-        """x_hat = mean of p(x | z = mu(x)), the posterior-mean reconstruction: (batch, x_dim)."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
-
-    def sample(self, n: int, rng: Any = None) -> Array:
-        """n images decoded from the prior: z ~ N(0, I), returns the mean of p(x|z), (n, x_dim)."""
-        n = check_positive_int(n, "n")
-        rng = self.rng if rng is None else rng
-        z = rng.standard_normal((n, self.z_dim))
-        return self.decode(backend.to_device(z, self.xp).astype(self.dtype))
-
-    def draw_eps(self, batch: int, rng: Any = None) -> Array:
-        """eps ~ N(0, I) of shape (batch, z_dim), from ``rng`` or the model's own generator."""
-        rng = self.rng if rng is None else rng
-        # to_device: a NumPy generator may drive a CuPy model (the draws are then copied over)
-        eps = backend.to_device(rng.standard_normal((batch, self.z_dim)), self.xp)
-        return eps.astype(self.dtype, copy=False)
-
-    def _check_z(self, z: Array) -> Array:
-        from ..validation import check_data
-
-        z = backend.to_device(check_data(z, "z", dim=self.z_dim), self.xp)
-        return z.astype(self.dtype, copy=False)
+        return self.decoder.forward(self.params, self.check_z(z))[0]
 
     # -------------------------------------------------------------------------------------
     # The objective and its gradients
     # -------------------------------------------------------------------------------------
 
-    def loss_and_grads(self, x: Array, eps: Array | None = None) -> tuple[dict, Parameters]:
-        """The minibatch loss, its parts, and the gradient of the loss for every parameter.
+    def objective(self, batch: Batch, eps: Array, need_grads: bool) -> tuple[dict, Any]:
+        """loss = recon + beta * KL (the regularizer's penalty), and every gradient.
 
-        x: (batch, x_dim). eps: (batch, z_dim) noise for the reparameterization; drawn from the
-        model's generator when None. Returns ``({"loss", "recon", "kl"}, grads)`` where
-        loss = recon + beta * kl (the negative ELBO at beta = 1) and ``grads`` is ``self.grads``.
+        recon = -log p(x_obs | z) averaged over the batch (observed entries only with a mask;
+        the encoder sees the zero-filled rows), z = mu + exp(0.5 * logvar) * eps.
+        Returns ``({"loss", "recon", "kl"}, grads)``; grads is None unless ``need_grads``.
         """
-        x = self._check_x(x)
-        self.likelihood.check_data(x)
-        if eps is not None:
-            eps = self._check_eps(eps, x.shape[0])
-        return self._loss_and_grads(x, eps)
-
-    def _check_eps(self, eps: Array, batch: int) -> Array:
-        from ..validation import check_data
-
-        eps = check_data(eps, "eps", dim=self.z_dim)
-        if eps.shape[0] != batch:
-            raise ValueError(
-                f"eps must be (batch, z_dim) = ({batch}, {self.z_dim}), got {tuple(eps.shape)}"
-            )
-        return backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
-
-    def _loss_and_grads(
-        self, x: Array, eps: Array | None, nll: Callable | None = None
-    ) -> tuple[dict, Parameters]:
-        """loss_and_grads without the input checks (the training loop checks the data once).
-
-        ``nll(out, x) -> (recon, dout)`` replaces ``self.likelihood.nll``; training with missing
-        data passes the masked likelihood here (:mod:`minivae.missing`).
-        """
-        nll = self.likelihood.nll if nll is None else nll
+        if not need_grads:
+            return self._evaluate(batch, eps), None
         xp, params, grads = self.xp, self.params, self.grads
-        batch, z_dim = x.shape[0], self.z_dim
-        if eps is None:
-            eps = self.draw_eps(batch)
+        x, z_dim = batch.x, self.z_dim
 
         # forward: x -> [mu, logvar] -> z -> decoder output -> -log p(x|z), KL
         h, enc_cache = self.encoder.forward(params, x)
         mu, logvar = h[:, :z_dim], h[:, z_dim:]
         z, reparam_cache = reparameterize(mu, logvar, eps)
         out, dec_cache = self.decoder.forward(params, z)
-        recon, dout = nll(out, x)
+        recon, dout = self.likelihood.nll(out, x, batch.mask)
         # the KL and its gradients in one pass (one kernel on a GPU), the gradients kept for later
         kl_elementwise, dmu_kl, dlogvar_kl = kl_standard_normal_with_grads(mu, logvar)
         kl_per_latent = kl_elementwise.mean(axis=0)
@@ -219,84 +154,12 @@ class VAE(Model):
         kl = float(kl_per_latent.sum())
         return {"loss": recon + penalty, "recon": recon, "kl": kl}, grads
 
-    def loss(self, x: Array, eps: Array | None = None) -> dict:
-        """The loss and its parts for x (batch, x_dim), with one sampled z per example.
-
-        This is a stochastic estimate, like the training loss: the ELBO needs a sample of z,
-        and using z = mu instead would not be the ELBO.
-        """
-        x = self._check_x(x)
-        self.likelihood.check_data(x)
-        return self._loss(x, eps)
-
-    def _loss(self, x: Array, eps: Array | None, log_prob: Callable | None = None) -> dict:
-        """loss without the data checks; ``log_prob(out, x) -> (batch,)`` replaces the
-        likelihood's (the masked one, for missing data)."""
-        log_prob = self.likelihood.log_prob if log_prob is None else log_prob
-        if eps is None:
-            eps = self.draw_eps(x.shape[0])
-        else:
-            eps = self._check_eps(eps, x.shape[0])
-        mu, logvar = self._encode_unchecked(x)
+    def _evaluate(self, batch: Batch, eps: Array) -> dict:
+        """The loss terms without the caches of a backward pass (evaluation)."""
+        mu, logvar = self.posterior(batch)
         z, _ = reparameterize(mu, logvar, eps)
         out, _ = self.decoder.forward(self.params, z)
-        recon = float(-log_prob(out, x).sum()) / x.shape[0]
+        recon = float(-self.likelihood.log_prob(out, batch.x, batch.mask).sum()) / len(batch)
         kl_per_latent = kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
         penalty, _ = self.regularizer(kl_per_latent, self.beta)
         return {"loss": recon + penalty, "recon": recon, "kl": float(kl_per_latent.sum())}
-
-    def kl_per_latent(self, x: Array) -> Array:
-        """The KL of each latent dimension averaged over x: (z_dim,). Near 0: an inactive unit."""
-        mu, logvar = self.encode(x)
-        return kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
-
-    def _encode_unchecked(self, x: Array) -> tuple[Array, Array]:
-        h, _ = self.encoder.forward(self.params, x)
-        return h[:, : self.z_dim], h[:, self.z_dim :]
-
-    # -------------------------------------------------------------------------------------
-    # log p(x) by importance sampling
-    # -------------------------------------------------------------------------------------
-
-    def log_likelihood(
-        self, x: Array, k: int = 100, rng: Any = None, max_chunk: int = 2**22
-    ) -> Array:
-        """Importance-sampled estimate of log p(x) with k samples (IWAE bound, Burda et al. 2016).
-
-            log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)
-
-        computed as logsumexp_i(log w_i) - log k with the maximum subtracted first, so no weight
-        overflows. k = 1 is the ELBO (in expectation); the bound tightens as k grows.
-        x: (batch, x_dim) -> (batch,) in nats, float64.
-        """
-        x = self._check_x(x)
-        self.likelihood.check_data(x)
-        k = check_positive_int(k, "k")
-        rng = self.rng if rng is None else rng
-        xp = self.xp
-        batch = x.shape[0]
-        mu, logvar = self._encode_unchecked(x)
-        std = xp.exp(0.5 * logvar)
-        log_w = xp.empty((k, batch), dtype=np.float64)
-        out_width = self.decoder.sizes[-1]
-        chunk = max(1, min(k, max_chunk // max(1, batch * out_width)))  # bounds memory
-        for start in range(0, k, chunk):
-            n = min(chunk, k - start)
-            eps = rng.standard_normal((n, batch, self.z_dim))
-            eps = backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
-            z = mu + std * eps  # (n, batch, z_dim)
-            out, _ = self.decoder.forward(self.params, z.reshape(n * batch, self.z_dim))
-            x_rep = xp.broadcast_to(x, (n, batch, self.x_dim)).reshape(n * batch, self.x_dim)
-            log_px_z = self.likelihood.log_prob(out, x_rep).reshape(n, batch)
-            log_pz = -0.5 * (z * z + LOG_2PI).sum(axis=2)
-            log_qz = -0.5 * (eps * eps + LOG_2PI + logvar).sum(axis=2)
-            log_w[start : start + n] = log_px_z.astype(np.float64) + log_pz - log_qz
-        return logsumexp(log_w, axis=0) - math.log(k)
-
-
-def logsumexp(a: Array, axis: int = 0) -> Array:
-    """log sum_i exp(a_i) along ``axis``, as m + log sum_i exp(a_i - m) with m = max_i a_i."""
-    xp = backend.array_module(a)
-    m = a.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
-    return (m + xp.log(xp.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
