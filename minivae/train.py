@@ -46,14 +46,17 @@ class History:
             table.setdefault(key, []).append(float(value))
 
 
-def evaluate(model: Model, x: Array, batch_size: int = 1024, seed: int = 0) -> dict[str, float]:
+def evaluate(
+    model: Model, x: Array, batch_size: int = 1024, seed: int = 0, *, labels: Array | None = None
+) -> dict[str, float]:
     """Mean of every loss term over x, with a fixed seed for eps so repeated calls agree.
 
     Each term is a one-sample estimate (the ELBO needs a sampled z), averaged over all rows.
-    x: (n, x_dim) or a Batch the model prepared. Returns term name -> mean over the n rows.
+    x: (n, x_dim) or a Batch the model prepared; labels: (n,) for a model that takes them.
+    Returns term name -> mean over the n rows.
     """
     batch_size = check_positive_int(batch_size, "batch_size")
-    data = model.prepare(x)
+    data = model.prepare(x, labels=labels)
     rng = backend.generator(seed, model.xp)
     totals: dict[str, float] = {}
     n = len(data)
@@ -95,6 +98,8 @@ def fit(
     progress: bool = True,
     history: History | None = None,
     mask: Array | None = None,
+    labels: Array | None = None,
+    val_labels: Array | None = None,
     blas_threads: int | str | None = blas.AUTO,
 ) -> History:
     """Train ``model`` on ``x_train`` (n, x_dim) and return the per-epoch :class:`History`.
@@ -112,6 +117,9 @@ def fit(
         mask: (n, x_dim) booleans, True = observed, to train on incomplete data: the likelihood
             counts observed entries only and the encoder sees zero-filled rows (see
             :mod:`minivae.masks`); its rows are shuffled with those of ``x_train``.
+        labels, val_labels: (n,) class labels of ``x_train`` and ``x_val``, for a model that
+            takes them (conditional and semi-supervised models); shuffled with their rows.
+            ``x_train`` and ``x_val`` may also be Batches from ``model.prepare``.
         blas_threads: 'auto' (default): one BLAS thread for a small model, where more threads
             only wait for each other (:mod:`minivae.accel.blas`); an int sets the count; None
             leaves BLAS as it is.
@@ -126,8 +134,8 @@ def fit(
         raise TypeError(
             f"beta_schedule needs a model with a KL weight (a VAE); {type(model).__name__} has none"
         )
-    train_data = model.prepare(x_train, "x_train", mask=mask)
-    val_data = None if x_val is None else model.prepare(x_val, "x_val")
+    train_data = model.prepare(x_train, "x_train", mask=mask, labels=labels)
+    val_data = None if x_val is None else model.prepare(x_val, "x_val", labels=val_labels)
     optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
     history = History() if history is None else history
     shuffle_rng = np.random.default_rng(seed)

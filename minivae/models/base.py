@@ -39,7 +39,7 @@ from ..masks import check_mask
 from ..params import Parameters
 from ..validation import all_finite, check_data
 
-__all__ = ["Batch", "LatentVariableModel", "Model"]
+__all__ = ["UNLABELLED", "Batch", "LatentVariableModel", "Model", "check_class_labels"]
 
 
 @dataclass(frozen=True)
@@ -423,3 +423,43 @@ def check_hidden(hidden: Any) -> tuple[int, ...]:
             f"got {hidden!r}"
         )
     return tuple(check_positive_int(h, "each hidden width") for h in hidden)
+
+
+#: The label of an unlabelled example, for semi-supervised models.
+UNLABELLED = -1
+
+
+def check_class_labels(
+    labels: Any, n: int, n_classes: int, xp: Any, *, allow_unlabelled: bool = False,
+    name: str = "labels",
+) -> Array:
+    """Check class labels for n rows and move them to ``xp`` as int64: (n,).
+
+    Labels are integers in [0, n_classes); with ``allow_unlabelled``, :data:`UNLABELLED` (-1)
+    marks an example without a label. Floats, booleans, one-hot rows and out-of-range values are
+    refused with a message that names what was given.
+    """
+    if labels is None:
+        raise TypeError(f"{name} are required: an integer array of shape ({n},)")
+    if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
+        if isinstance(labels, (list, tuple)):
+            labels = np.asarray(labels)
+        else:
+            raise TypeError(f"{name} must be an integer array of shape ({n},), got {labels!r:.60}")
+    kind = np.dtype(str(labels.dtype)).kind
+    if kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integer class indices 0..{n_classes - 1}, got dtype {labels.dtype}"
+            + ("; pass labels.argmax(axis=1) instead of one-hot rows" if labels.ndim == 2 else "")
+        )
+    if tuple(labels.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one per row of x, got {labels.shape}")
+    host = backend.to_numpy(labels)
+    low = UNLABELLED if allow_unlabelled else 0
+    bad = (host < low) | (host >= n_classes)
+    if bad.any():
+        allowed = f"0..{n_classes - 1}" + (" or -1 (unlabelled)" if allow_unlabelled else "")
+        raise ValueError(
+            f"{name} must be in {allowed}, got {sorted(set(host[bad].tolist()))[:5]}"
+        )
+    return backend.to_device(host.astype(np.int64), xp)
