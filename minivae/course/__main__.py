@@ -1,7 +1,10 @@
 """Command line of the course machinery.
 
 python -m minivae.course exercises [--check]      # solutions/*.ipynb -> exercises/*.ipynb
-python -m minivae.course grade NOTEBOOK [--timeout 120]
+python -m minivae.course grade NOTEBOOK [--timeout 120] [--solution PATH]
+
+Exit status of grade: 0 every graded cell passed, 1 some failed, 2 the notebook or an option is
+bad (one line on stderr, no traceback). Usage errors of either command exit 2 with one line.
 """
 
 from __future__ import annotations
@@ -9,6 +12,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+class _UsageError(Exception):
+    """A command-line mistake: main prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message} (see --help)")
+
+
+def _seconds(text: str) -> float:
+    """--timeout: a finite number of seconds > 0 (0 or a negative number would mean no limit)."""
+    from .grader import NotebookError, check_timeout
+
+    try:
+        return check_timeout(text, "--timeout")
+    except NotebookError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--timeout ")) from None
 
 
 def _exercises(args: argparse.Namespace) -> int:
@@ -47,16 +71,11 @@ def _exercises(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from .grader import main
 
-    if not Path(args.notebook).is_file():
-        print(f"no notebook at {args.notebook}", file=sys.stderr)
-        return 2
-    return main(args.notebook, timeout=args.timeout, quiet=args.quiet)
+    return main(args.notebook, timeout=args.timeout, quiet=args.quiet, solution=args.solution)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m minivae.course", description=__doc__.split("\n")[0]
-    )
+    parser = _Parser(prog="python -m minivae.course", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("exercises", help="generate exercises/ from solutions/")
     ex.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
@@ -65,10 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     ex.set_defaults(func=_exercises)
     gr = sub.add_parser("grade", help="run a notebook and score its graded cells")
     gr.add_argument("notebook", help="e.g. exercises/01_autoencoders.ipynb")
-    gr.add_argument("--timeout", type=float, default=120, help="seconds per cell (default 120)")
+    gr.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds per cell, a number > 0 (default 120); a cell that runs longer fails",
+    )
+    gr.add_argument(
+        "--solution",
+        help="the solution notebook to compare with (default: solutions/<same name> beside the "
+        "notebook's folder, or in this repository)",
+    )
     gr.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     gr.set_defaults(func=_grade)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        print(err, file=sys.stderr)
+        return 2
     return int(args.func(args))
 
 
