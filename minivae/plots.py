@@ -2,7 +2,7 @@
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     image_grid(model.sample(36), shape=(8, 8), ax=axes[0], title="samples from the prior")
-    plot_reconstructions(x_test[:36], model.reconstruct(x_test[:36]), shape=(8, 8), ax=axes[1])
+    plot_reconstructions(x_test[:24], model.reconstruct(x_test[:24]), shape=(8, 8), ax=axes[1])
     plot_history(history, ax=axes[2])
 
 matplotlib is a course dependency, not the library's: it is imported inside the functions that
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_grid", "plot_history", "plot_reconstructions", "tile_images"]
+__all__ = ["image_grid", "pair_images", "plot_history", "plot_reconstructions", "tile_images"]
 
 _MATPLOTLIB_MISSING = (
     "plotting needs matplotlib, which comes with the course's dependencies: "
@@ -113,40 +113,56 @@ def image_grid(
     return ax
 
 
+def pair_images(x: Any, x_hat: Any, shape: tuple[int, int] = (8, 8), gap: int = 1) -> np.ndarray:
+    """Each original beside its reconstruction, as one image per pair.
+
+    x, x_hat: (n, h * w) flat (or (n, h, w)), the same n. Returns (n, h, 2 * w + gap): the
+    original ``x[i]`` on the left, ``x_hat[i]`` on the right, ``gap`` columns of NaN between them
+    (drawn in the colour map's "bad" colour by :func:`image_grid`, so a pair reads as a pair).
+    """
+    x, x_hat = _to_host(x), _to_host(x_hat)
+    if x.shape != x_hat.shape:
+        raise ValueError(f"x and x_hat must have the same shape, got {x.shape} and {x_hat.shape}")
+    h, w = (int(s) for s in shape)
+    if x.size == 0 or x.size % (h * w) or x.shape[0] * h * w != x.size:
+        raise ValueError(
+            f"x must be (n, {h * w}) flat or (n, {h}, {w}) for shape={shape}, got shape {x.shape}"
+        )
+    if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+        raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
+    n = x.shape[0]
+    left, right = x.reshape(n, h, w), x_hat.reshape(n, h, w)
+    spacer = np.full((n, h, int(gap)), np.nan)
+    return np.concatenate([left, spacer, right], axis=2)
+
+
 def plot_reconstructions(
     x: Any,
     x_hat: Any,
     shape: tuple[int, int] = (8, 8),
     ncols: int | None = None,
     ax: Any = None,
-    title: str | None = "originals (left) and reconstructions (right)",
-    gap: int = 3,
+    title: str | None = "pairs: original (left), reconstruction (right)",
+    gap: int = 1,
     **kwargs: Any,
 ) -> Any:
-    """Two grids side by side: originals ``x`` on the left, ``x_hat`` at the same places right.
+    """One grid of pairs: each original ``x[i]`` with its reconstruction ``x_hat[i]`` beside it.
 
-    x, x_hat: (n, h * w) each, the same n. ``gap`` pixels separate the two grids; other
-    keyword arguments go to :func:`image_grid` (cmap, vmin, vmax, pad). Returns ``ax``.
+    x, x_hat: (n, h * w) each, the same n. ``ncols`` pairs per row (default: a square-ish grid);
+    ``gap`` columns in light blue separate the two images of a pair, ``pad`` (default 3) white
+    pixels separate the pairs. Other keyword arguments (cmap, vmin, vmax) go to the image.
+    Returns ``ax``.
     """
-    x, x_hat = _to_host(x), _to_host(x_hat)
-    if x.shape != x_hat.shape:
-        raise ValueError(f"x and x_hat must have the same shape, got {x.shape} and {x_hat.shape}")
-    vmax = kwargs.get("vmax", 1.0)
-    pad = kwargs.get("pad", 1)
-    left = tile_images(x, shape, ncols, pad=pad, pad_value=vmax)
-    right = tile_images(x_hat, shape, ncols, pad=pad, pad_value=vmax)
-    spacer = np.full((left.shape[0], gap), vmax)
-    both = np.concatenate([left, spacer, right], axis=1)
+    pairs = pair_images(x, x_hat, shape, gap)
+    h, pair_w = pairs.shape[1:]
+    vmin, vmax = kwargs.get("vmin", 0.0), kwargs.get("vmax", 1.0)
+    pad = kwargs.get("pad", 3)
+    grid = tile_images(pairs, (h, pair_w), ncols, pad=pad, pad_value=vmax)
     plt = _pyplot()
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4 * both.shape[0] / (both.shape[1] / 2)))
-    ax.imshow(
-        both,
-        cmap=kwargs.get("cmap", "gray"),
-        vmin=kwargs.get("vmin", 0.0),
-        vmax=vmax,
-        interpolation="nearest",
-    )
+        _, ax = plt.subplots(figsize=(8, 8 * grid.shape[0] / grid.shape[1]))
+    cmap = plt.get_cmap(kwargs.get("cmap", "gray")).with_extremes(bad=(0.55, 0.7, 0.9))
+    ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
