@@ -6,8 +6,14 @@ model registers itself here.
 
 from .autoencoder import Autoencoder
 from .base import Batch, LatentVariableModel, Model
+from .classifier import Classifier
+from .cvae import CVAE
+from .m2 import M2
 from .vae import VAE
+from .vqvae import VQVAE
 
-MODELS: dict[str, type[Model]] = {"VAE": VAE, "Autoencoder": Autoencoder}
+MODELS: dict[str, type[Model]] = {"VAE": VAE, "Autoencoder": Autoencoder, "VQVAE": VQVAE}
+MODELS.update({"CVAE": CVAE, "M2": M2, "Classifier": Classifier})
 
-__all__ = ["MODELS", "VAE", "Autoencoder", "Batch", "LatentVariableModel", "Model"]
+__all__ = ["MODELS", "VAE", "VQVAE", "Autoencoder", "Batch", "LatentVariableModel", "Model"]
+__all__ += ["CVAE", "M2", "Classifier"]
