@@ -121,7 +121,7 @@ def test_check_close_passes_within_tolerance(x):
     ids=["sign", "twice", "half", "batch-sum", "batch-mean-twice", "transposed"],
 )
 def test_check_close_common_hints(x, mistake, words):
-    text = message(feedback.check_close, "dx", mistake(x), x)
+    text = message(feedback.check_close, "dx", mistake(x), x, batch_size=4)
     assert text.startswith("dx: ")
     assert words in text
 
@@ -219,6 +219,172 @@ def test_check_gradient_reports_size_and_worst_entry(x):
     assert "relative error" in text and "should be below 1e-06" in text
     assert "worst entry at index (1, 1)" in text
     assert "has shape (4, 3)" in message(feedback.check_gradient, "db", np.zeros(3), x)
+
+
+def test_check_close_names_each_size_and_never_guesses_the_batch(x):
+    sizes = {"batch": 4, "latent": 3, "pixels": 7}
+    text = message(feedback.check_close, "kl", 2.5 / 3, 2.5, sizes=sizes)
+    assert (
+        "3 times too small — 3 is the number of latent dimensions: averaged over the latent" in text
+    )
+    assert "summed over the pixels where a mean belongs" in message(
+        feedback.check_close, "loss", 7 * 2.5, 2.5, sizes=sizes
+    )
+    # without sizes, a factor equal to the leading axis is not called the batch size
+    assert "batch" not in message(feedback.check_close, "dW", 4 * x, x)
+    # equal sizes are named together: the hint cannot tell which axis was summed
+    text = message(feedback.check_close, "kl", 4 * 2.5, 2.5, sizes={"batch": 4, "latent": 4})
+    assert "4 is the batch size and the number of latent dimensions" in text
+
+
+@pytest.mark.parametrize(
+    ("factor", "words"),
+    [
+        (1 / np.log(2), "bits instead of nats"),
+        (np.log(2), "nats and bits mixed"),
+        (1 / np.log(10), "np.log10 where the natural log np.log belongs"),
+    ],
+    ids=["bits", "mixed", "log10"],
+)
+def test_check_close_recognises_the_units_of_a_log(x, factor, words):
+    assert words in message(feedback.check_close, "kl", factor * x, x)
+
+
+def test_check_close_names_every_slip_that_gives_the_same_numbers():
+    expected = np.array([1.0, 2.0, 3.0])
+    hints = [(2 * expected, "the 0.5 is missing"), (2 * expected, "counted twice")]
+    text = message(feedback.check_close, "kl", 2 * expected, expected, hints=hints)
+    assert text == "kl: either the 0.5 is missing; or counted twice"
+
+
+def test_check_close_skips_a_hint_that_equals_the_expected_value():
+    # the candidate cannot be told from the right answer, so a near miss must not get its message
+    expected = np.array([1.0, 2.0])
+    got = expected * (1 + 1e-4)
+    text = message(
+        feedback.check_close, "m", got, expected, hints=[(expected, "m forgets its past")]
+    )
+    assert "forgets" not in text and "2 of 2 entries differ" in text
+
+
+def test_check_close_tight_tolerances_match_hints_tightly():
+    exact = np.array([4.0, 8.0])
+    wide_h = exact * (1 + 3e-6)  # the reference with a larger step h
+    text = message(
+        feedback.check_close, "g", exact, wide_h, rtol=1e-9, hints=[(exact, "h is ignored")]
+    )
+    assert text == "g: h is ignored"
+
+
+def test_check_close_probabilities_outside_the_unit_interval():
+    p = np.array([[0.2, 0.7], [0.9, 0.5]])
+    logits = np.log(p / (1 - p))
+    assert "these are logits" in message(feedback.check_close, "x", logits, p, probabilities=True)
+    text = message(feedback.check_close, "x", p + 0.5, p, probabilities="weights not normalised?")
+    assert "lie outside [0, 1]" in text and "weights not normalised?" in text
+
+
+def test_check_close_near_equal_numbers_are_shown_with_more_digits():
+    text = message(feedback.check_close, "g", np.array([28.10861, 1.0]), np.array([28.10864, 1.0]))
+    assert "got 28.10861, expected 28.10864" in text
+    assert "1 times" not in text
+
+
+# ----------------------------------------------------------------------------- call
+
+
+def test_call_passes_copies_and_names_an_argument_changed_in_place():
+    def kl(mu, logvar):
+        mu *= 2
+        return float(np.sum(mu))
+
+    mu = np.ones((2, 3))
+    text = message(feedback.call, kl, mu, np.zeros((2, 3)))
+    assert "kl: your function changed its argument `mu` in place (6 of 6 entries" in text
+    assert np.array_equal(mu, np.ones((2, 3))), "the caller's array is untouched"
+
+
+def test_call_checks_dicts_of_arrays_and_lets_named_arguments_change():
+    def step(params, grads):
+        params["W"] -= grads["W"]
+
+    params, grads = {"W": np.ones(3)}, {"W": np.ones(3)}
+    assert "changed its argument `params['W']` in place" in message(
+        feedback.call, step, params, grads
+    )
+    feedback.call(step, params, grads, mutates=("params",))
+    assert np.array_equal(params["W"], np.zeros(3))
+
+
+def test_call_custom_advice_for_an_argument_changed_in_place():
+    def perturb(x):
+        x[0] += 1.0
+
+    text = message(feedback.call, perturb, np.zeros(2), inplace_advice={"x": "restore x[i]"})
+    assert text == "perturb: your function changed its argument `x` in place: restore x[i]"
+
+
+def test_call_says_which_function_is_not_written_yet():
+    def earlier(x):
+        raise NotImplementedError()
+
+    def later(x):
+        return earlier(x)
+
+    with pytest.raises(NotImplementedError, match="earlier is not written yet"):
+        feedback.call(earlier, 1)
+    with pytest.raises(NotImplementedError, match="later calls earlier, which is not written yet"):
+        feedback.call(later, 1)
+
+
+def test_call_using_replaces_an_earlier_exercise_during_the_call_only():
+    namespace = {}
+    exec(  # noqa: S102 - a function defined in a notebook-like namespace
+        "def earlier(x):\n    raise NotImplementedError()\n"
+        "def later(x):\n    return earlier(x) + 1\n",
+        namespace,
+    )
+    assert feedback.call(namespace["later"], 1, using={"earlier": lambda x: 10 * x}) == 11
+    with pytest.raises(NotImplementedError):
+        namespace["later"](1)
+
+
+def test_call_explains_removed_numpy_names_shape_errors_and_bad_signatures():
+    def auc(x):
+        return np.trapz(x)  # noqa: NPY201 - the learner's mistake under test
+
+    assert "np.trapz, which NumPy" in message(feedback.call, auc, np.ones(3))
+    assert "np.trapezoid" in message(feedback.call, auc, np.ones(3))
+
+    def forward(x, W):
+        return x * W
+
+    text = message(feedback.call, forward, np.ones((4, 3)), np.ones((3, 5)))
+    assert "It was called with x=an array of shape (4, 3), W=an array of shape (3, 5)" in text
+    assert "`@` is the matrix product" in text
+    assert "cannot be called with these arguments" in message(feedback.call, forward, 1, 2, 3)
+
+
+def test_call_reports_a_model_whose_parameters_changed_and_restores_them():
+    class Model:
+        params = {"W": np.ones(2)}
+
+    model = Model()
+
+    def sample(model):
+        model.params["W"] *= 0
+
+    assert "changed the model's parameters (model.params['W'])" in message(
+        feedback.call, sample, model
+    )
+    assert np.array_equal(model.params["W"], np.ones(2))
+
+
+def test_unpack_checks_the_number_of_results():
+    assert feedback.unpack((1, 2), ["a", "b"], "f()") == (1, 2)
+    assert "f() should return 2 things, (a, b); it returned 3" in message(
+        feedback.unpack, (1, 2, 3), ["a", "b"], "f()"
+    )
 
 
 def test_passed_prints_a_check_mark(capsys):

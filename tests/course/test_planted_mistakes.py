@@ -1,16 +1,22 @@
-"""Graded tests with teeth: each typical learner mistake planted in a solution must fail its tests.
+"""Graded tests with teeth: each typical learner mistake planted in a solution must fail its own
+exercise's tests, with the message that names it, and no other exercise's tests.
 
 For every solution notebook ``solutions/NN_name.ipynb``, ``tests/mistakes/chNN_name.py`` defines
-``MISTAKES = {exercise_id: [(description, old, new), ...]}``. The harness runs the notebook's code
-cells in order, in this process, in one namespace (matplotlib off-screen, ``plt.show`` a no-op).
-Right after each solution cell's graded test cells have passed, it plants each mistake in turn:
-it re-runs the solution cell with every ``old`` replaced by ``new``, runs the code cells after it up
-to its last graded test cell, and records whether a graded test cell raised. It then restores the
-state (re-runs the original solution cell and those cells) and goes on.
+``MISTAKES = {exercise_id: [(description, old, new, expected), ...]}``: ``old`` is an exact
+substring of the solution cell, ``new`` the learner's slip, and ``expected`` a substring (or,
+failing that, a regular expression) that the message of the failing graded cell must contain — so
+a hint that blames the wrong thing fails the test.
 
-One test per mistake (its id names the chapter, exercise and mistake), plus one per notebook
-checking that every exercise has a mistake and that each ``old`` occurs in its cell. Run with
-``-s`` to see the table of mistakes and the message each one produced.
+The harness runs the notebook's code cells in order, in this process, in one namespace (matplotlib
+off-screen, ``plt.show`` a no-op). Then, for each mistake, it re-runs the solution cell with every
+``old`` replaced by ``new`` and runs every code cell after it to the end of the notebook: the
+exercise's own graded cells must fail (the first failure's message is checked) and every later
+graded cell must still pass, since each exercise is graded on its own (its tests use the library's
+version of any earlier piece). It then restores the solution cell and goes on. Every exercise also
+gets a planted *blank* (its solution regions replaced by ``raise NotImplementedError()``, as in the
+student version), which must say "not written yet" and cost no other exercise its points.
+
+Run with ``-s`` to see the table of mistakes and the message each one produced.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import contextlib
 import functools
 import importlib.util
 import os
+import re
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +36,16 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
+from minivae.course.generate import clear_solutions  # noqa: E402  (needs nbformat)
+
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 FIXTURE = ROOT / "tests" / "course_fixture" / "solutions" / "99_fixture.ipynb"
 FIXTURE_MISTAKES = ROOT / "tests" / "course_fixture" / "mistakes_99_fixture.py"
+BLANK = "the exercise left blank"
+BLANK_MESSAGE = r"^NotImplementedError: \w+ is not written yet"
 
-Mistake = tuple[str, str, str]
+Mistake = tuple[str, str, str, str]
 
 
 def mistakes_file(notebook: Path) -> Path:
@@ -51,6 +62,16 @@ def load_mistakes(path: Path) -> dict[str, list[Mistake]]:
     mistakes = getattr(module, "MISTAKES", None)
     assert isinstance(mistakes, dict), f"{path} must define a dict MISTAKES"
     return mistakes
+
+
+def message_matches(expected: str, message: str) -> bool:
+    """``expected`` occurs in ``message``, as a substring or else as a regular expression."""
+    if expected in message:
+        return True
+    try:
+        return re.search(expected, message, flags=re.S) is not None
+    except re.error:
+        return False
 
 
 # ----------------------------------------------------------------------------- the notebook
@@ -88,6 +109,11 @@ def groups(cells: list[Any]) -> dict[int, list[int]]:
     return result
 
 
+def blank(source: str) -> str:
+    """The solution cell as the student gets it: each solution region replaced by the stub."""
+    return clear_solutions(source, "code")
+
+
 @contextlib.contextmanager
 def quiet_matplotlib_and_cwd(folder: Path):
     """Off-screen matplotlib, plt.show a no-op, figures closed; run in the notebook's folder."""
@@ -108,7 +134,7 @@ def quiet_matplotlib_and_cwd(folder: Path):
         with warnings.catch_warnings():
             # as in Jupyter: warnings are shown, never raised (pytest.ini's "error" filters
             # would otherwise turn a RuntimeWarning in minivae into a failed graded cell)
-            warnings.simplefilter("default")
+            warnings.simplefilter("ignore")
             yield
     finally:
         os.chdir(old_cwd)
@@ -130,15 +156,23 @@ def first_line(err: BaseException) -> str:
 class Outcome:
     exercise: str
     description: str
+    expected: str
     caught: bool
     detail: str
+    message: str = ""
+    cascade: list[str] = field(default_factory=list)
+
+    @property
+    def message_ok(self) -> bool:
+        return self.caught and message_matches(self.expected, self.message)
 
 
 def plant_mistakes(
-    path: Path, mistakes: dict[str, list[Mistake]]
+    path: Path, mistakes: dict[str, list[Mistake]], *, with_blanks: bool = True
 ) -> dict[tuple[str, int], Outcome]:
     """Run the notebook at ``path`` in-process, planting each mistake; (exercise, k) -> Outcome.
 
+    ``k`` indexes the exercise's mistakes; the planted blank (``with_blanks``) has k = -1.
     Raises AssertionError if the unmodified solution fails one of its own cells.
     """
     cells = code_cells(path)
@@ -158,10 +192,6 @@ def plant_mistakes(
             raise
 
     with quiet_matplotlib_and_cwd(path.parent):
-        pending: dict[int, int] = {}  # last cell of a group -> its solution cell
-        for i in group_of:
-            if group_of[i]:
-                pending[group_of[i][-1]] = i
         for i, cell in enumerate(cells):
             try:
                 run(i)
@@ -170,67 +200,83 @@ def plant_mistakes(
                     f"{path.name}: the unmodified solution fails in cell {grade_id(cell) or i}:\n"
                     + "".join(traceback.format_exception(err))
                 ) from None
-            if i in group_of and not group_of[i]:
-                for k, (description, _, _) in enumerate(mistakes.get(grade_id(cell), [])):
-                    outcomes[(grade_id(cell), k)] = Outcome(
-                        grade_id(cell), description, False, "no graded test cell follows it"
-                    )
-            if i not in pending:
-                continue
-            s = pending[i]
+        for s in group_of:
             exercise = grade_id(cells[s])
-            for k, (description, old, new) in enumerate(mistakes.get(exercise, [])):
+            planted = [(k, *entry) for k, entry in enumerate(mistakes.get(exercise, []))]
+            if with_blanks:
+                planted.append((-1, BLANK, None, None, BLANK_MESSAGE))
+            for k, description, old, new, expected in planted:
                 outcomes[(exercise, k)] = try_mistake(
-                    cells, s, group_of[s], exercise, description, old, new, run
+                    cells, s, group_of[s], exercise, description, old, new, expected, run
                 )
-                # restore: the original solution cell and the cells after it
-                for j in [s, *group_of[s]]:
-                    run(j)
+                run(s)  # restore the solution cell; the next planting re-runs the cells after it
     return outcomes
 
 
-def try_mistake(cells, s, group, exercise, description, old, new, run) -> Outcome:
+def try_mistake(cells, s, group, exercise, description, old, new, expected, run) -> Outcome:
     source = cells[s].source
-    if old not in source:
-        return Outcome(exercise, description, False, f"{old!r} does not occur in the cell")
-    if old == new:
-        return Outcome(exercise, description, False, "old and new are the same")
+    outcome = Outcome(exercise, description, expected, False, "")
+    if old is None:  # the planted blank
+        changed = blank(source)
+        if changed == source:
+            outcome.detail = "the cell has no solution region"
+            return outcome
+    elif old not in source:
+        outcome.detail = f"{old!r} does not occur in the cell"
+        return outcome
+    elif old == new:
+        outcome.detail = "old and new are the same"
+        return outcome
+    else:
+        changed = source.replace(old, new)
+    if not group:
+        outcome.detail = "no graded test cell follows it"
+        return outcome
     try:
-        run(s, source.replace(old, new))
+        run(s, changed)
     except Exception as err:
-        return Outcome(
-            exercise,
-            description,
-            False,
+        outcome.detail = (
             f"the changed solution cell itself raises ({first_line(err)}); "
-            "a planted mistake should run and be caught by the graded tests",
+            "a planted mistake should run and be caught by the graded tests"
         )
-    for j in group:
+        return outcome
+    for j in range(s + 1, len(cells)):
         try:
             run(j)
         except Exception as err:
-            if is_graded(cells[j]):
-                return Outcome(
-                    exercise, description, True, f"{grade_id(cells[j])}: {first_line(err)}"
-                )
-            return Outcome(
-                exercise,
-                description,
-                False,
-                f"ungraded cell {grade_id(cells[j]) or j} raised before the tests "
-                f"({first_line(err)})",
-            )
-    return Outcome(exercise, description, False, "every graded test cell passed")
+            if j in group:
+                if not is_graded(cells[j]):
+                    outcome.detail = (
+                        f"ungraded cell {grade_id(cells[j]) or j} raised before the tests "
+                        f"({first_line(err)})"
+                    )
+                    return outcome
+                if not outcome.caught:
+                    outcome.caught = True
+                    outcome.message = f"{type(err).__name__}: {err}"
+                    outcome.detail = f"{grade_id(cells[j])}: {first_line(err)}"
+            elif is_graded(cells[j]):
+                outcome.cascade.append(f"{grade_id(cells[j])}: {first_line(err)}")
+            # an ungraded cell after the exercise's tests (a demo built on the learner's
+            # pieces) may fail: it costs no points
+    if not outcome.caught:
+        outcome.detail = "every graded test cell passed"
+    return outcome
 
 
 @functools.cache
 def outcomes_for(path_str: str, mistakes_path_str: str) -> dict[tuple[str, int], Outcome]:
     path = Path(path_str)
-    outcomes = plant_mistakes(path, load_mistakes(Path(mistakes_path_str)))
+    # the fixture's second exercise is top-level code, not a function: a blank raises in its cell
+    outcomes = plant_mistakes(
+        path, load_mistakes(Path(mistakes_path_str)), with_blanks=path != FIXTURE
+    )
     print(f"\nplanted mistakes in {path.name}:")
     for outcome in outcomes.values():
-        mark = "caught" if outcome.caught else "MISSED"
+        mark = "caught" if outcome.message_ok and not outcome.cascade else "FAILED"
         print(f"  {mark:6}  {outcome.exercise}: {outcome.description} -> {outcome.detail}")
+        for line in outcome.cascade:
+            print(f"            cascades into {line}")
     return outcomes
 
 
@@ -245,35 +291,57 @@ def coverage_problems(path: Path, mistakes: dict[str, list[Mistake]]) -> list[st
         if not planted:
             problems.append(f"exercise {exercise!r} has no planted mistake")
         for entry in planted:
-            if not (isinstance(entry, tuple) and len(entry) == 3):
-                problems.append(f"{exercise}: {entry!r} is not (description, old, new)")
+            if not (
+                isinstance(entry, tuple)
+                and len(entry) == 4
+                and all(isinstance(part, str) for part in entry)
+            ):
+                problems.append(
+                    f"{exercise}: {entry!r} is not (description, old, new, expected message)"
+                )
             elif entry[1] not in cell.source:
                 problems.append(
                     f"{exercise}: {entry[0]!r}: {entry[1]!r} does not occur in the cell"
                 )
+            elif not entry[3].strip():
+                problems.append(f"{exercise}: {entry[0]!r} has no expected message")
+        descriptions = [entry[0] for entry in planted if isinstance(entry, tuple) and entry]
+        for twice in sorted({d for d in descriptions if descriptions.count(d) > 1}):
+            problems.append(f"{exercise}: the description {twice!r} is used twice")
     for exercise in mistakes:
         if exercise not in cells:
             problems.append(f"MISTAKES names {exercise!r}, which is not a solution cell's grade_id")
     return problems
 
 
+def pairs() -> list[tuple[Path, Path]]:
+    return [(FIXTURE, FIXTURE_MISTAKES)] + [(p, mistakes_file(p)) for p in SOLUTIONS]
+
+
 def cases() -> list[Any]:
-    """One pytest case per planted mistake of every solution notebook (and the fixture)."""
+    """One pytest case per planted mistake (and blank) of every solution and of the fixture."""
     params = []
-    pairs = [(FIXTURE, FIXTURE_MISTAKES)] + [(p, mistakes_file(p)) for p in SOLUTIONS]
-    for notebook, path in pairs:
+    for notebook, path in pairs():
         if not path.exists():
             continue
         try:
             mistakes = load_mistakes(path)
         except Exception:  # reported by test_every_exercise_has_planted_mistakes
             continue
-        for exercise, entries in mistakes.items():
+        exercises = [grade_id(c) for c in code_cells(notebook) if is_solution(c)]
+        for exercise in exercises:
+            entries = mistakes.get(exercise, [])
             for k, entry in enumerate(entries):
                 label = entry[0] if isinstance(entry, tuple) and entry else str(k)
                 params.append(
                     pytest.param(
                         notebook, path, exercise, k, id=f"{notebook.stem}-{exercise}-{label}"
+                    )
+                )
+            if notebook != FIXTURE:
+                params.append(
+                    pytest.param(
+                        notebook, path, exercise, -1, id=f"{notebook.stem}-{exercise}-blank"
                     )
                 )
     return params
@@ -294,22 +362,40 @@ def test_every_exercise_has_planted_mistakes(notebook):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("notebook", "mistakes_path", "exercise", "k"), cases())
-def test_planted_mistake_fails_the_graded_tests(notebook, mistakes_path, exercise, k):
+def test_planted_mistake_fails_its_own_tests_with_its_message(notebook, mistakes_path, exercise, k):
     outcome = outcomes_for(str(notebook), str(mistakes_path))[(exercise, k)]
-    assert outcome.caught, (
-        f"{notebook.name}, exercise {exercise}: the planted mistake {outcome.description!r} "
-        f"was not caught: {outcome.detail}"
+    what = f"{notebook.name}, exercise {exercise}: the planted mistake {outcome.description!r}"
+    assert outcome.caught, f"{what} was not caught: {outcome.detail}"
+    assert outcome.message_ok, (
+        f"{what} was caught with the wrong message.\n"
+        f"  expected it to contain: {outcome.expected!r}\n  got: {outcome.message}"
+    )
+    assert not outcome.cascade, (
+        f"{what} also fails the graded tests of other exercises (each exercise is graded on its "
+        "own):\n  " + "\n  ".join(outcome.cascade)
     )
 
 
-def test_the_harness_reports_a_mistake_that_no_test_catches(tmp_path):
+def test_the_harness_reports_a_mistake_that_no_test_catches():
     """A mistake the tests cannot see (a changed comment) is reported as missed."""
     mistakes = {
-        "linear_forward": [("a harmless change", "out = x @ W + b", "out = b + x @ W")],
-        "mse": [("a crash", "/ x_hat.shape[0]", "/ undefined_name")],
+        "linear_forward": [
+            ("a harmless change", "out = x @ W + b", "out = b + x @ W", "anything"),
+            ("the bias forgotten", "out = x @ W + b", "out = x @ W", "the bias is subtracted"),
+        ],
+        "mse": [("a crash", "/ x_hat.shape[0]", "/ undefined_name", "anything")],
     }
-    outcomes = plant_mistakes(FIXTURE, mistakes)
+    outcomes = plant_mistakes(FIXTURE, mistakes, with_blanks=False)
     harmless = outcomes[("linear_forward", 0)]
     assert not harmless.caught and harmless.detail == "every graded test cell passed"
+    wrong_words = outcomes[("linear_forward", 1)]
+    assert wrong_words.caught and not wrong_words.message_ok
     crash = outcomes[("mse", 0)]
     assert not crash.caught and "the changed solution cell itself raises (NameError" in crash.detail
+
+
+def test_message_matches_substrings_and_regular_expressions():
+    assert message_matches("the sign is flipped", "dx: the sign is flipped (you got minus)")
+    assert message_matches(r"\d+ times too large", "loss: 4 times too large")
+    assert not message_matches("the bias", "dx: the sign is flipped")
+    assert not message_matches("(unbalanced", "dx: the sign is flipped")
