@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .accel import kernels
+from . import accel
+from .accel import inplace, kernels
 from .backend import array_module
-from .layers import softplus
+from .layers import sigmoid, softplus
 
 Array = Any
 LOG_2PI = math.log(2 * math.pi)
@@ -40,35 +41,19 @@ def bernoulli_log_prob(logits: Array, x: Array) -> Array:
 def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
     """Bernoulli negative log-likelihood from logits (binary cross-entropy with logits).
 
-    loss    = (1/batch) * sum_{b,d} [softplus(l) - x * l]
+    loss    = (1/batch) * sum_{b,d} [softplus(l) - x * l]   = -(1/batch) sum_b log p(x_b | l_b)
     dlogits = (sigmoid(l) - x) / batch                       logits, x: (batch, D)
     """
-    batch = x.shape[0]
-    # The training hot path, fused for speed (see benchmarks/): the same numbers as
-    #     loss = float(-bernoulli_log_prob(logits, x).sum()) / batch
-    #     dlogits = (sigmoid(logits) - x) / batch
-    # but exp(-|l|) is computed once for both softplus and sigmoid, and every pass writes into
-    # one of three (batch, D) buffers instead of a new array (16 passes instead of about 24).
     xp = array_module(logits)
+    batch = x.shape[0]
     fused = kernels.get("bernoulli_nll", xp)
     if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.accel.kernels)
         per_entry, dlogits = fused(logits, x, float(batch))
         return float(per_entry.sum()) / batch, dlogits
-    e = xp.abs(logits)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)  # e = exp(-|l|), in (0, 1]
-    per_entry = xp.maximum(logits, 0)
-    buf = xp.log1p(e)
-    xp.add(per_entry, buf, out=per_entry)  # softplus(l) = max(l, 0) + log1p(exp(-|l|))
-    xp.multiply(x, logits, out=buf)
-    xp.subtract(per_entry, buf, out=per_entry)  # softplus(l) - x * l
-    loss = float(per_entry.sum()) / batch
-    # sigmoid(l) = 1 / (1 + e) for l >= 0 and e / (1 + e) for l < 0 (see layers.sigmoid)
-    xp.add(e, 1, out=per_entry)
-    dlogits = xp.where(logits >= 0, e.dtype.type(1), e)
-    xp.divide(dlogits, per_entry, out=dlogits)
-    xp.subtract(dlogits, x, out=dlogits)
-    xp.divide(dlogits, batch, out=dlogits)
+    if accel.enabled():  # the same numbers in fewer passes (see minivae.accel.inplace)
+        return inplace.bernoulli_nll(logits, x)
+    loss = float((softplus(logits) - x * logits).sum()) / batch
+    dlogits = (sigmoid(logits) - x) / batch
     return loss, dlogits
 
 

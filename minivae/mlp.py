@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
-from .backend import array_module
+from . import accel
+from .accel import inplace
 from .layers import activation, init_linear, linear_backward, linear_forward
 
 Array = Any
@@ -75,44 +76,35 @@ class MLP:
         caches: list,
         grads: MutableMapping[str, Array] | None = None,
         need_dx: bool = True,
-    ) -> tuple[Array, dict[str, Array]]:
+    ) -> tuple[Array | None, MutableMapping[str, Array]]:
         """Backpropagate ``dout`` (batch, sizes[-1]); return dx (batch, sizes[0]) and the gradients.
 
+        Layer by layer, from the output: dh <- act_backward(dh) between layers, then
+        dh, dW_i, db_i = linear_backward(dh) (:func:`~minivae.layers.linear_backward`).
+
         If ``grads`` is given, each gradient is written into its entry and that mapping is
-        returned; otherwise a new dict is returned. ``need_dx=False`` skips the gradient with
-        respect to the input (dx is then None): an encoder's input is the data, which has no
-        gradient to receive, and that product is one of the largest of the step.
+        returned; otherwise a new dict is returned. ``need_dx=False`` says the gradient with
+        respect to the input is not wanted (dx is then None): an encoder's input is the data,
+        which has no gradient to receive. Given ``grads``, training's fast path
+        (:func:`minivae.accel.inplace.mlp_backward_into`) writes dW and db straight into them and
+        skips that product, one of the largest of the step; the numbers are the same.
         """
-        if grads is None:
-            out: dict[str, Array] = {}
-            dh = dout
-            for i in reversed(range(self.n_layers)):
-                linear_cache, act_cache = caches[i]
-                if i < self.n_layers - 1:
-                    dh = self.act_backward(dh, act_cache)
-                dh, dW, db = linear_backward(dh, linear_cache)
-                w, b = self.names(i)
-                out[w], out[b] = dW, db
-            return (dh if need_dx else None), out
-        # The training path (speed, see benchmarks/): the same products as linear_backward, but
-        # dW and db are written straight into the flat gradient buffer (out=, no copy) and the
-        # input's dx is not computed when not needed.
+        if grads is not None and accel.enabled():
+            buffers = [(grads[w], grads[b]) for w, b in map(self.names, range(self.n_layers))]
+            dx = inplace.mlp_backward_into(dout, caches, self.act_backward, buffers, need_dx)
+            return dx, grads
+        computed: dict[str, Array] = {}
         dh = dout
         for i in reversed(range(self.n_layers)):
             linear_cache, act_cache = caches[i]
             if i < self.n_layers - 1:
                 dh = self.act_backward(dh, act_cache)
+            dh, dW, db = linear_backward(dh, linear_cache)
             w, b = self.names(i)
-            dh = _linear_backward_into(dh, linear_cache, grads[w], grads[b], i > 0 or need_dx)
-        return dh, grads
-
-
-def _linear_backward_into(dout: Array, cache: tuple, dW: Array, db: Array, need_dx: bool) -> Array:
-    """:func:`~minivae.layers.linear_backward` writing dW = x.T @ dout and db = sum_batch dout
-    into the given arrays; returns dx = dout @ W.T, or None when ``need_dx`` is False.
-    (``x.T`` and ``W.T`` are views: BLAS reads transposed operands at no cost, no copy is made.)
-    """
-    x, W = cache
-    array_module(dout).matmul(x.T, dout, out=dW)
-    dout.sum(axis=0, out=db)
-    return dout @ W.T if need_dx else None
+            computed[w], computed[b] = dW, db
+        dx = dh if need_dx else None
+        if grads is None:
+            return dx, computed
+        for name, grad in computed.items():
+            grads[name][...] = grad  # into the given arrays (a model's flat gradient buffer)
+        return dx, grads

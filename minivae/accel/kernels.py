@@ -15,9 +15,11 @@ code stays the reference, and the library's functions use the kernel instead whe
 - ``adam``, ``sgd``, ``sgd_momentum``: the optimizer updates, in place (optim.Adam, optim.SGD).
 
 They are used by array modules that offer ``ElementwiseKernel`` (CuPy; NumPy has none, so the
-CPU never sees them), while :func:`enabled` is true. ``MINIVAE_FUSED_KERNELS=0`` in the
-environment or ``set_enabled(False)`` turns them off, for example to measure what they buy
-(``benchmarks/bench_gpu.py`` times both).
+CPU never sees them), while :func:`enabled` and the switch of all fast paths
+(:func:`minivae.accel.enabled`) are both true. ``MINIVAE_FUSED_KERNELS=0`` in the environment or
+``set_enabled(False)`` turns the kernels off, for example to measure what they buy
+(``benchmarks/bench_gpu.py`` times both); ``MINIVAE_ACCEL=0`` turns off every fast path.
+:func:`compiled` lists the kernel objects made so far, :func:`clear_cache` forgets them.
 
 The optimizer kernels are compiled with ``--fmad=false``: without fused multiply-adds, each
 entry goes through the same correctly rounded float operations as the NumPy update, so a CuPy
@@ -35,10 +37,12 @@ compiles it for an H100/H200 (sm_90) with CuPy's headers and the kernel's option
 
 from __future__ import annotations
 
-import os
 import types
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import _switch_from_environment
+from . import enabled as _accel_enabled
 
 
 @dataclass(frozen=True)
@@ -140,12 +144,13 @@ SOURCES: dict[str, KernelSource] = {
     )
 }
 
-_enabled = os.environ.get("MINIVAE_FUSED_KERNELS", "1").strip().lower() not in ("0", "false", "no")
+_enabled = _switch_from_environment("MINIVAE_FUSED_KERNELS")
 _compiled: dict[tuple[int, str], Any] = {}
 
 
 def enabled() -> bool:
-    """Whether the library uses fused kernels on array modules that can compile them."""
+    """The kernels' own switch: whether the library uses fused kernels on array modules that can
+    compile them (while :func:`minivae.accel.enabled` is true too)."""
     return _enabled
 
 
@@ -159,10 +164,11 @@ def set_enabled(on: bool) -> bool:
 def get(name: str, xp: types.ModuleType) -> Any | None:
     """The kernel ``name`` compiled for the array module ``xp``, or None to use plain code.
 
-    None when ``xp`` cannot compile kernels (NumPy) or fused kernels are turned off. CuPy
-    compiles a kernel at its first call and caches it on disk; this caches the object.
+    None when ``xp`` cannot compile kernels (NumPy), or fused kernels or all fast paths are
+    turned off. CuPy compiles a kernel at its first call and caches it on disk; this caches the
+    object (see :func:`compiled`).
     """
-    if not _enabled:
+    if not (_enabled and _accel_enabled()):
         return None
     make = getattr(xp, "ElementwiseKernel", None)
     if make is None:
@@ -177,3 +183,20 @@ def get(name: str, xp: types.ModuleType) -> Any | None:
         )
         _compiled[key] = kernel
     return kernel
+
+
+def compiled(xp: types.ModuleType) -> dict[str, Any]:
+    """The kernel objects :func:`get` has made for the array module ``xp`` so far, by name.
+
+    A new dict (changing it changes no cache). Kernels made by the CPU test double
+    (:mod:`minivae.testing.host_kernels`) count their calls in ``kernel.calls``: tests and
+    ``benchmarks/step_ops.py`` read them here.
+    """
+    return {name: kernel for (module_id, name), kernel in _compiled.items() if module_id == id(xp)}
+
+
+def clear_cache(xp: types.ModuleType | None = None) -> None:
+    """Forget the kernel objects made for ``xp`` (None: for every module); the next :func:`get`
+    makes new ones, with whatever ``xp.ElementwiseKernel`` is then (tests install their own)."""
+    for key in [key for key in _compiled if xp is None or key[0] == id(xp)]:
+        del _compiled[key]

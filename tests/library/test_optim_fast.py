@@ -1,21 +1,28 @@
-"""The speed work changes no number: fast Adam/SGD vs textbook ones, the subnormal flush, and
-the training hot path (MLP backward into the flat buffer, the fused Bernoulli loss) vs the
-plain layer functions."""
+"""The speed work changes no number: fast Adam/SGD (minivae.accel.updates) vs their plain
+equations and textbook ones, the subnormal flush, and the training hot path (MLP backward into
+the flat buffer, the fused Bernoulli loss) vs the plain layer functions. The switch itself and
+the other fast paths: test_accel.py."""
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
 
 import numpy as np
 import pytest
 
 import minivae.optim as optim
-from minivae import SGD, VAE, Adam
+from minivae import SGD, VAE, Adam, accel
+from minivae.accel import updates
 from minivae.layers import linear_backward, sigmoid
 from minivae.losses import bernoulli_log_prob, bernoulli_nll
 from minivae.mlp import MLP
 from minivae.params import Parameters
 
 # large enough that the flat buffer is cut into several chunks, with a ragged last one
-SIZE = 2 * optim.CHUNK + 4321
+SIZE = 2 * updates.CHUNK + 4321
 
 
 def _textbook_adam(p, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
@@ -98,6 +105,122 @@ def test_flat_and_dict_paths_agree_bit_for_bit_across_chunks():
     np.testing.assert_array_equal(p.flat, plain["w"])
 
 
+@functools.cache
+def _hard_gradients(n_steps: int, size: int, subnormal: bool = True) -> list[np.ndarray]:
+    """float32 gradients of every magnitude: entries that are exactly 0 after step 20 (their m
+    and v decay through the flush threshold) and, if ``subnormal``, 1,000 subnormal ones (below
+    1.2e-38) per step, whose first moments are subnormal from the start (and g^2 is 0)."""
+    rng = np.random.default_rng(11)
+    grads = _gradients(n_steps, size, np.float32, seed=10, dead_after=20)
+    tiny = np.finfo(np.float32).tiny
+    for g in grads:
+        if subnormal:
+            g[-1000:] = (tiny * rng.uniform(-1, 1, 1000)).astype(np.float32)
+    return grads
+
+
+OPTIMIZERS = {
+    "adam": lambda p, threads: Adam(p, lr=1e-3, threads=threads),
+    "adam-fast-flush": lambda p, threads: Adam(p, lr=1e-2, betas=(0.5, 0.6), threads=threads),
+    "adam-eps0": lambda p, threads: Adam(p, lr=1e-3, eps=0.0, threads=threads),
+    "sgd": lambda p, threads: SGD(p, lr=0.05, threads=threads),
+    "sgd-momentum": lambda p, threads: SGD(p, lr=0.02, momentum=0.9, threads=threads),
+}
+
+
+def _state(opt) -> list:
+    return [*(opt.m or []), *(opt.v or [])] if isinstance(opt, Adam) else list(opt.velocity or [])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_fast_updates_equal_the_plain_equations_bit_for_bit(name, backend_name, xp, to_xp,
+                                                            to_numpy):
+    """The update training runs (chunked, in place, on 1-3 threads on NumPy; in place on a
+    device; one kernel on CuPy) against ``step``'s own equations (``accel.disabled()``): 150
+    float32 steps through subnormals and flushes, the same parameters and state, bit for bit."""
+    size = SIZE if backend_name == "numpy" else 5000  # chunks and threads: NumPy buffers only
+    # with eps = 0, a v of 0 (g^2 of a subnormal g is 0) would divide m by 0, in both versions
+    grads = _hard_gradients(150, size, subnormal=name != "adam-eps0")
+    start = np.random.default_rng(12).standard_normal(size).astype(np.float32)
+    runs = {}
+    for label, threads, fast in (("plain", 1, False), ("fast", 1, True),
+                                 ("fast, 2 threads", 2, True), ("fast, 3 threads", 3, True)):
+        p = Parameters(to_xp(start.copy()), {"w": (size,)})
+        g = p.zeros_like()
+        opt = OPTIMIZERS[name](p, threads)
+        with contextlib.nullcontext() if fast else accel.disabled():
+            for gt in grads:
+                g.flat[...] = to_xp(gt)
+                opt.step(g)
+        runs[label] = [to_numpy(a) for a in (p.flat, *_state(opt))]
+    if name.startswith("adam"):
+        m = runs["plain"][1]
+        if name != "adam-eps0":  # subnormals took part (the last step flushes nothing)
+            assert _count_subnormal(m[-1000:]) > 900
+        if name == "adam-fast-flush":  # the flush did happen (float32: 0.5**130 < the threshold)
+            assert (m[: size // 2] == 0).all()
+    plain = runs.pop("plain")
+    assert np.isfinite(plain[0]).all() and not np.array_equal(plain[0], start)
+    for label, arrays in runs.items():
+        for i, (got, expected) in enumerate(zip(arrays, plain, strict=True)):
+            np.testing.assert_array_equal(got, expected, err_msg=f"{name}, {label}, array {i}")
+
+
+def test_the_plain_updates_equal_textbook_adam_on_a_dict_of_arrays():
+    """The plain equations on the dict path (one pair per array) against the textbook Adam."""
+    rng = np.random.default_rng(13)
+    start = {"a": rng.standard_normal(7), "b": rng.standard_normal((3, 4))}
+    params = {k: v.copy() for k, v in start.items()}
+    grads = [{k: rng.standard_normal(v.shape) for k, v in start.items()} for _ in range(30)]
+    opt = Adam(params, lr=1e-2)
+    with accel.disabled():
+        for g in grads:
+            opt.step(g)
+    for k in start:
+        ref = _textbook_adam(start[k].ravel(), [g[k].ravel() for g in grads], lr=1e-2)
+        np.testing.assert_allclose(params[k].ravel(), ref, rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+def _new_threads(before: set[threading.Thread], wait: bool = False) -> set[threading.Thread]:
+    """The optimizer threads running now that were not in ``before``; with ``wait``, give
+    threads that were told to stop up to 2 s to end."""
+    for _ in range(100 if wait else 1):
+        new = {t for t in threading.enumerate()
+               if t.name.startswith("minivae-optim") and t not in before}
+        if not (wait and new):
+            break
+        time.sleep(0.02)
+    return new
+
+
+def test_the_thread_pool_belongs_to_its_optimizer_and_ends_with_it():
+    before = set(threading.enumerate())
+    p, g = _flat(np.zeros(SIZE, np.float32)), _flat(np.ones(SIZE, np.float32))
+    opt = Adam(p, threads=2)
+    opt.step(g)
+    assert len(_new_threads(before)) == 1  # the calling thread takes one part, the pool one
+    one = Adam(_flat(np.zeros(SIZE, np.float32)), threads=1)
+    one.step(g)
+    small = Adam({"w": np.zeros(10, np.float32)}, threads=2)
+    small.step({"w": np.ones(10, np.float32)})
+    assert len(_new_threads(before)) == 1, "threads=1 and a one-chunk buffer start no threads"
+    del opt  # the optimizer's pool is shut down with it
+    assert _new_threads(before, wait=True) == set()
+    # and explicitly: close() ends the threads, a later run() starts a new pool
+    runner = updates.ChunkRunner()
+    w = np.zeros(SIZE, np.float32)
+    runner.run(updates._sgd_chunk, (w, np.ones_like(w)), 2, lr=1.0)
+    assert len(_new_threads(before)) == 1
+    runner.close()
+    assert _new_threads(before, wait=True) == set()
+    runner.run(updates._sgd_chunk, (w, np.ones_like(w)), 3, lr=1.0)
+    # 3 parts: up to 2 pool threads (the pool starts a second only if the first is still busy)
+    assert 1 <= len(_new_threads(before)) <= 2
+    np.testing.assert_array_equal(w, -2.0)  # both runs updated every entry once
+    runner.close()
+    assert _new_threads(before, wait=True) == set()
+
+
 def test_fast_sgd_equals_textbook_sgd_in_float64():
     rng = np.random.default_rng(4)
     start = rng.standard_normal(SIZE)
@@ -121,7 +244,7 @@ def _count_subnormal(a):
 def test_adam_state_stays_out_of_the_subnormal_range_and_results_do_not_change():
     # Half the entries get gradient 0 after step 20: their first moment decays by 0.9 a step
     # and, without the flush, is subnormal (< 1.2e-38) after ~800 steps.
-    n_steps, size = 1100, optim.CHUNK + 999
+    n_steps, size = 1100, updates.CHUNK + 999
     rng = np.random.default_rng(5)
     start = rng.standard_normal(size).astype(np.float32)
     grads = _gradients(n_steps, size, np.float32, dead_after=20)
