@@ -33,12 +33,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/common.py: a script's own folder is first on the import path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import common  # noqa: E402
 
 D, H, Z = 784, 512, 20  # the MNIST-shaped VAE
 DIGITS = (64, 128, 8)  # x_dim, hidden, z_dim

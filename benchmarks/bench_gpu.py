@@ -31,10 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import common  # benchmarks/common.py: a script's own folder is first on the import path
 
-import common  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 CASES = [  # (name, hidden, batch)
     ("784-512-20", 512, 128),

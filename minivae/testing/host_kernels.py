@@ -14,22 +14,31 @@ and for :func:`nvrtc_ptx` (NVRTC, the compiler CuPy calls, loaded through CuPy w
 Closest to the device: each kernel call records its arguments' kinds, :func:`cupy_generated_code`
 turns one such call into the exact source CuPy would generate, and :func:`nvrtc_compile_as_cupy`
 compiles it with CuPy's headers and options for an H100/H200 (sm_90) — all but the launch.
+
+:func:`installed` puts :class:`HostElementwiseKernel` in place for a block (tests and
+``benchmarks/step_ops.py`` use it); each call is reported to the stand-in's observers as kind
+``"kernel"`` (:func:`minivae.testing.standin.observing`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
 import shutil
 import subprocess
 import tempfile
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from minivae.testing.standin import DeviceArray
+from minivae import accel
+from minivae.accel import kernels
+from minivae.testing.standin import DeviceArray, report, standin
 
 CXX = shutil.which("g++") or shutil.which("c++")
 NVCC = shutil.which("nvcc")
@@ -140,8 +149,35 @@ class HostElementwiseKernel:
             if w is not out:
                 out[...] = w
         self.calls += 1
+        report("kernel", self.name.removeprefix("minivae_"))
         wrapped = [DeviceArray(out) for out in outputs]
         return wrapped[0] if len(wrapped) == 1 else tuple(wrapped)
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[types.ModuleType]:
+    """The stand-in backend with ``ElementwiseKernel`` while the block runs: the library takes its
+    GPU code path (fused kernels, run on the CPU by :class:`HostElementwiseKernel`).
+
+    Inside the block the fast paths and the fused kernels are switched on and the stand-in's
+    kernel cache starts empty (``kernels.compiled(standin)[name].calls`` counts each kernel's
+    calls); afterwards the stand-in, the cache and both switches are as before. Yields the
+    stand-in module. Raises RuntimeError without a C++ compiler.
+    """
+    if CXX is None:
+        raise RuntimeError("no C++ compiler (g++) to run the kernel bodies on the CPU")
+    if "ElementwiseKernel" in vars(standin):
+        raise RuntimeError("host kernels are already installed on the stand-in")
+    kernels.clear_cache(standin)
+    previous = accel.set_enabled(True), kernels.set_enabled(True)
+    standin.ElementwiseKernel = HostElementwiseKernel
+    try:
+        yield standin
+    finally:
+        del standin.ElementwiseKernel
+        kernels.clear_cache(standin)
+        accel.set_enabled(previous[0])
+        kernels.set_enabled(previous[1])
 
 
 def cuda_source(sources: list[Any], ctype: str) -> str:

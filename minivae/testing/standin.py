@@ -17,12 +17,18 @@ works on the CPU and breaks on the GPU. This module makes the same mistakes fail
 - Mixing it with a NumPy array in arithmetic raises, as in CuPy (scalars are fine).
 - The module ``standin`` offers NumPy's functions (``standin.exp``, ``standin.zeros`` ...) over
   DeviceArrays, and ``standin.random.default_rng(seed)`` returns DeviceArrays.
+
+What a GPU would be asked to do can be watched: inside ``with observing(callback):`` the
+stand-in calls ``callback(kind, name)`` for every operation on device data (see
+:func:`observing`; :mod:`minivae.testing.opcount` counts them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,46 @@ import numpy as np
 
 class StrayNumPyCall(TypeError):
     """NumPy was called on device data, or device and host arrays were mixed."""
+
+
+#: What an observer is told: ``(kind, name)``.
+Observer = Callable[[str, str], None]
+_observers: list[Observer] = []
+
+#: Module functions that only reserve memory (no kernel on a GPU): reported as kind "alloc".
+ALLOCATIONS = frozenset({"empty", "empty_like"})
+
+
+@contextlib.contextmanager
+def observing(callback: Observer) -> Iterator[None]:
+    """Call ``callback(kind, name)`` for every operation on device data while the block runs.
+
+    kind is one of:
+
+    - ``"op"``: an array operation, at least one kernel launch on CuPy. name: the operator
+      (``"__mul__"``, ``"__iadd__"``, ``"__setitem__"``), ``"a.<method>()"`` (``"a.sum()"``),
+      ``"xp.<function>"`` (``"xp.exp"``), ``"rng.<draw>"``, or ``"a[rows]"`` (a gather by a
+      device index array);
+    - ``"kernel"``: a fused kernel ran (reported by :mod:`minivae.testing.host_kernels`); name:
+      the kernel's;
+    - ``"read"``: a device number or array read back to the host, which on a GPU makes the CPU
+      wait for it: ``"float"``, ``"bool"``, ``"int"``, ``"format"``, ``"get"``;
+    - ``"alloc"``: memory reserved, no kernel (``"xp.empty"``, ``"xp.empty_like"``);
+    - ``"to_device"``: a host array copied to the device (``"xp.asarray"``).
+
+    Views (``a.T``, ``a[:, :k]``, ``a.shape``) are not reported: they launch nothing.
+    """
+    _observers.append(callback)
+    try:
+        yield
+    finally:
+        _observers.remove(callback)
+
+
+def report(kind: str, name: str) -> None:
+    """Tell the observers (if any) that an operation of ``kind`` called ``name`` happened."""
+    for callback in _observers:
+        callback(kind, name)
 
 
 def _unwrap(value: Any) -> Any:
@@ -65,18 +111,22 @@ def _refuse_host(value: Any) -> None:
         )
 
 
-def _binary(op: Any, reflected: bool = False) -> Any:
+def _binary(name: str, op: Any, reflected: bool = False) -> Any:
     def method(self: DeviceArray, other: Any) -> Any:
         _refuse_host(other)
+        if _observers:
+            report("op", name)
         a, b = self._a, _unwrap(other)
         return _wrap(op(b, a) if reflected else op(a, b))
 
     return method
 
 
-def _inplace(op: Any) -> Any:
+def _inplace(name: str, op: Any) -> Any:
     def method(self: DeviceArray, other: Any) -> Any:
         _refuse_host(other)
+        if _observers:
+            report("op", name)
         op(self._a, _unwrap(other))
         return self
 
@@ -119,56 +169,80 @@ class DeviceArray:
             return _wrap(attr)
 
         def method(*args: Any, **kwargs: Any) -> Any:
+            if _observers:
+                report("op", f"a.{name}()")
             return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
 
         return method
 
     def get(self) -> np.ndarray:
         """Copy to the host, as ``cupy.ndarray.get()`` does."""
+        if _observers:
+            report("read", "get")
         return self._a.copy()
 
     def __getitem__(self, key: Any) -> Any:
+        if _observers and isinstance(key, DeviceArray):  # indexing by a device array: a gather
+            report("op", "a[rows]")
         return _wrap(self._a[_unwrap(key)])
 
     def __setitem__(self, key: Any, value: Any) -> None:
         _refuse_host(value)
+        if _observers:
+            report("op", "__setitem__")
         self._a[_unwrap(key)] = _unwrap(value)
 
     def __len__(self) -> int:
         return len(self._a)
 
     def __float__(self) -> float:
+        if _observers:
+            report("read", "float")
         return float(self._a)
 
     def __int__(self) -> int:
+        if _observers:
+            report("read", "int")
         return int(self._a)
 
     def __bool__(self) -> bool:
+        if _observers:
+            report("read", "bool")
         return bool(self._a)
 
     def __repr__(self) -> str:
         return f"DeviceArray({self._a!r})"
 
     def __format__(self, format_spec: str) -> str:
+        if _observers:
+            report("read", "format")
         return format(self._a, format_spec)  # as CuPy: formats the host copy
 
-    __add__, __radd__ = _binary(operator.add), _binary(operator.add, True)
-    __sub__, __rsub__ = _binary(operator.sub), _binary(operator.sub, True)
-    __mul__, __rmul__ = _binary(operator.mul), _binary(operator.mul, True)
-    __truediv__, __rtruediv__ = _binary(operator.truediv), _binary(operator.truediv, True)
-    __pow__, __rpow__ = _binary(operator.pow), _binary(operator.pow, True)
-    __matmul__, __rmatmul__ = _binary(operator.matmul), _binary(operator.matmul, True)
-    __lt__, __le__ = _binary(operator.lt), _binary(operator.le)
-    __gt__, __ge__ = _binary(operator.gt), _binary(operator.ge)
-    __eq__, __ne__ = _binary(operator.eq), _binary(operator.ne)  # type: ignore[assignment]
-    __and__, __or__ = _binary(operator.and_), _binary(operator.or_)
-    __iadd__, __isub__ = _inplace(operator.iadd), _inplace(operator.isub)
-    __imul__, __itruediv__ = _inplace(operator.imul), _inplace(operator.itruediv)
+    __add__, __radd__ = _binary("__add__", operator.add), _binary("__radd__", operator.add, True)
+    __sub__, __rsub__ = _binary("__sub__", operator.sub), _binary("__rsub__", operator.sub, True)
+    __mul__, __rmul__ = _binary("__mul__", operator.mul), _binary("__rmul__", operator.mul, True)
+    __truediv__ = _binary("__truediv__", operator.truediv)
+    __rtruediv__ = _binary("__rtruediv__", operator.truediv, True)
+    __pow__, __rpow__ = _binary("__pow__", operator.pow), _binary("__rpow__", operator.pow, True)
+    __matmul__ = _binary("__matmul__", operator.matmul)
+    __rmatmul__ = _binary("__rmatmul__", operator.matmul, True)
+    __lt__, __le__ = _binary("__lt__", operator.lt), _binary("__le__", operator.le)
+    __gt__, __ge__ = _binary("__gt__", operator.gt), _binary("__ge__", operator.ge)
+    __eq__ = _binary("__eq__", operator.eq)  # type: ignore[assignment]
+    __ne__ = _binary("__ne__", operator.ne)  # type: ignore[assignment]
+    __and__, __or__ = _binary("__and__", operator.and_), _binary("__or__", operator.or_)
+    __iadd__, __isub__ = _inplace("__iadd__", operator.iadd), _inplace("__isub__", operator.isub)
+    __imul__ = _inplace("__imul__", operator.imul)
+    __itruediv__ = _inplace("__itruediv__", operator.itruediv)
 
     def __neg__(self) -> DeviceArray:
+        if _observers:
+            report("op", "__neg__")
         return DeviceArray(-self._a)
 
     def __invert__(self) -> DeviceArray:
+        if _observers:
+            report("op", "__invert__")
         return DeviceArray(~self._a)
 
     __hash__ = None  # type: ignore[assignment]
@@ -198,7 +272,13 @@ class _Random:
                     "a NumPy generator and move the result with backend.to_device"
                 )
             draw = getattr(self._g, name)
-            return lambda *args, **kwargs: _wrap(draw(*_unwrap(args), **_unwrap(kwargs)))
+
+            def drawn(*args: Any, **kwargs: Any) -> Any:
+                if _observers:
+                    report("op", f"rng.{name}")
+                return _wrap(draw(*_unwrap(args), **_unwrap(kwargs)))
+
+            return drawn
 
     def default_rng(self, seed: Any = None) -> _Random.Generator:
         return _Random.Generator(seed)
@@ -219,6 +299,8 @@ class StandInModule(types.ModuleType):
             for value in list(args) + list(kwargs.values()):
                 if name not in ("asarray", "array"):
                     _refuse_host(value)
+            if _observers:
+                report("alloc" if name in ALLOCATIONS else "op", f"xp.{name}")
             return _wrap(target(*_unwrap(args), **_unwrap(kwargs)))
 
         function.__name__ = name
@@ -226,6 +308,8 @@ class StandInModule(types.ModuleType):
 
     def asarray(self, a: Any, dtype: Any = None) -> DeviceArray:
         """Host -> device copy (like cupy.asarray)."""
+        if _observers:
+            report("to_device", "xp.asarray")
         return DeviceArray(np.array(_unwrap(a), dtype=dtype))
 
 

@@ -1,7 +1,7 @@
 """The backend: one code path for NumPy and CuPy.
 
 CI has no GPU, so the GPU path is proven sound there by running the models through a stand-in
-array namespace (minivae/standin.py) that fails on any call bypassing the backend, exactly
+array namespace (minivae/testing/standin.py) that fails on any call bypassing the backend, exactly
 where CuPy would fail. On a machine with a GPU the same tests also run on CuPy.
 """
 
@@ -68,6 +68,50 @@ def test_standin_generator_offers_only_what_cupys_does():
     # every draw the stand-in allows exists in the installed CuPy (no GPU needed to look)
     offered = {n for n in dir(cupy.random.Generator) if not n.startswith("_")}
     assert rng.METHODS <= offered, sorted(rng.METHODS - offered)
+
+
+def test_opcount_counts_the_stand_ins_operations_and_read_backs():
+    """The operation counter of minivae.testing (what a GPU would be asked to launch and read)."""
+    from collections import Counter
+
+    from minivae.testing import opcount
+
+    a = standin.asarray(np.arange(6.0).reshape(2, 3))
+    with opcount.counting() as outer:
+        b = a * 2 + 1  # two operations
+        with opcount.counting() as inner:  # blocks nest; each counts what ran inside it
+            total = float(b.sum())  # one operation, one read-back
+        standin.exp(b)
+        standin.empty_like(b)  # memory only: not counted
+        _ = b.T, b[:, :2], b.shape  # views and attributes: not counted
+        b[standin.asarray(np.array([1, 0]))]  # a gather by device indices
+        b[0, 1] = 5.0
+        host = b.get()  # a copy to the host is a read-back
+        np.ones(3) * 2  # NumPy arrays are not watched
+    a * 3  # outside any block: counted by nobody
+    assert total == 36.0 and host.shape == (2, 3)
+    assert inner.ops == Counter({"a.sum()": 1}) and inner.reads == ["float"]
+    assert outer.ops == Counter({"__mul__": 1, "__add__": 1, "a.sum()": 1, "xp.exp": 1,
+                                 "a[rows]": 1, "__setitem__": 1})
+    assert outer.n_ops == 6 and outer.reads == ["float", "get"] and outer.to_device == 1
+
+
+def test_a_training_step_is_counted_the_same_each_time():
+    """Two identical steps launch the same operations (the counter loses and invents nothing)."""
+    from minivae.testing import opcount
+
+    model = VAE(12, 2, (8,), seed=0, backend="standin")
+    batch = model.prepare(standin.asarray(
+        (np.random.default_rng(0).random((16, 12)) < 0.5).astype(np.float32)))
+    optimizer = Adam(model.params)
+    counts = []
+    for _ in range(3):
+        with opcount.counting() as count:
+            _, grads = model.loss_and_grads(batch)
+            optimizer.step(grads)
+        counts.append(count)
+    assert counts[1].ops == counts[2].ops and counts[1].n_ops > 40
+    assert counts[1].reads == counts[2].reads and len(counts[1].reads) == 3
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

@@ -1,4 +1,4 @@
-"""The fused GPU kernels (minivae/kernels.py), checked on a machine without a GPU.
+"""The fused GPU kernels (minivae/accel/kernels.py), checked on a machine without a GPU.
 
 - nvcc (when installed) compiles every kernel body as CUDA, in float32 and float64;
 - real CuPy (when installed) parses every kernel's parameter lists, and, with NVRTC, writes the
@@ -22,15 +22,15 @@ import sys
 import numpy as np
 import pytest
 
-from minivae import SGD, VAE, Adam, Autoencoder, backend
+from minivae import SGD, VAE, Adam, Autoencoder, accel, backend
 from minivae.accel import kernels
 from minivae.kl import kl_standard_normal, kl_standard_normal_elementwise
 from minivae.losses import bernoulli_nll
 from minivae.reparam import reparameterize, reparameterize_backward
+from minivae.testing import host_kernels, opcount
 from minivae.testing.host_kernels import (
     CXX,
     NVCC,
-    HostElementwiseKernel,
     cuda_source,
     cupy_generated_code,
     nvrtc_compile_as_cupy,
@@ -45,19 +45,17 @@ RTOL = {np.float32: 2e-6, np.float64: 1e-14}
 
 
 @pytest.fixture
-def fused_standin(monkeypatch):
+def fused_standin():
     """The stand-in backend with ``ElementwiseKernel``: the library takes its GPU code path."""
     if CXX is None:
         pytest.skip("no C++ compiler (g++) to run the kernel bodies on the CPU")
-    monkeypatch.setattr(standin, "ElementwiseKernel", HostElementwiseKernel, raising=False)
-    monkeypatch.setattr(kernels, "_compiled", {})
-    monkeypatch.setattr(kernels, "_enabled", True)
-    return standin
+    with host_kernels.installed() as module:
+        yield module
 
 
 def calls(name: str) -> int:
     """How many times the kernel ``name`` ran on the stand-in backend."""
-    kernel = kernels._compiled.get((id(standin), name))
+    kernel = kernels.compiled(standin).get(name)
     return 0 if kernel is None else kernel.calls
 
 
@@ -108,17 +106,16 @@ def test_every_kernel_compiles_with_nvrtc_and_its_options(ctype):
 
 def test_real_cupy_parses_every_kernel():
     cupy = pytest.importorskip("cupy", reason="CuPy not installed")
-    saved = kernels._compiled.copy()
+    kernels.clear_cache(cupy)
     try:
-        kernels._compiled.clear()
         for name in kernels.SOURCES:  # builds cupy.ElementwiseKernel; compiling waits for a call
             kernel = kernels.get(name, cupy)
             assert isinstance(kernel, cupy.ElementwiseKernel)
             assert kernel.nin + kernel.nout == len(kernels.SOURCES[name].in_params.split(",")) + \
                 len(kernels.SOURCES[name].out_params.split(","))
+        assert sorted(kernels.compiled(cupy)) == sorted(kernels.SOURCES)
     finally:
-        kernels._compiled.clear()
-        kernels._compiled.update(saved)
+        kernels.clear_cache(cupy)
 
 
 def _run_every_kernel(dtype: str) -> None:
@@ -151,7 +148,7 @@ def test_cupy_generates_and_nvrtc_compiles_every_kernel_as_the_library_calls_it(
         pytest.skip("NVRTC (libnvrtc, e.g. pip install nvidia-cuda-nvrtc) not found")
     _run_every_kernel(dtype)
     for name, source in kernels.SOURCES.items():
-        kernel = kernels._compiled.get((id(standin), name))
+        kernel = kernels.compiled(standin).get(name)
         assert kernel is not None and kernel.signatures, f"the library never called {name}"
         for kernel_dtype, signature in kernel.signatures:
             assert kernel_dtype == dtype
@@ -178,7 +175,7 @@ def test_the_cupy_compile_check_can_fail(fused_standin):
 
     _run_every_kernel("float32")
     source = kernels.SOURCES["kl_with_grads"]
-    ((_, signature),) = kernels._compiled[(id(standin), "kl_with_grads")].signatures
+    ((_, signature),) = kernels.compiled(standin)["kl_with_grads"].signatures
     assert ("array", 2, False) in signature  # mu and logvar: column slices, a 2-D loop
     for body, message in [(source.body + " undefined_name = 1;", "undefined_name"),
                           (source.body + " _ind = 0;", "no operator")]:  # CuPy's own variable
@@ -199,6 +196,25 @@ def test_numpy_never_uses_kernels_and_the_switch_turns_them_off(fused_standin):
         assert previous is True and kernels.get("adam", fused_standin) is None
     finally:
         kernels.set_enabled(previous)
+    # the switch of every fast path turns the kernels off too, and leaves their own switch alone
+    with accel.disabled():
+        assert kernels.get("adam", fused_standin) is None and kernels.enabled()
+    assert kernels.get("adam", fused_standin) is not None
+
+
+def test_the_kernel_cache_is_public_and_installing_host_kernels_leaves_nothing_behind():
+    if CXX is None:
+        pytest.skip("no C++ compiler (g++) to run the kernel bodies on the CPU")
+    assert kernels.compiled(standin) == {}
+    with host_kernels.installed():
+        kernel = kernels.get("sgd", standin)
+        assert kernels.compiled(standin) == {"sgd": kernel}
+        assert kernels.get("sgd", standin) is kernel  # made once, then cached
+        with pytest.raises(RuntimeError, match="already installed"):
+            with host_kernels.installed():
+                pass
+    assert kernels.compiled(standin) == {} and not hasattr(standin, "ElementwiseKernel")
+    assert kernels.get("sgd", standin) is None
 
 
 def test_environment_variable_turns_kernels_off():
@@ -321,35 +337,25 @@ def test_vae_loss_and_grads_on_the_kernel_path_match_numpy(fused_standin, dtype)
     np.testing.assert_allclose(host(grads.flat), grads_ref.flat, rtol=rtol, atol=rtol * 1e-2)
 
 
-def test_a_training_step_reads_back_only_its_loss_terms(fused_standin, monkeypatch):
+def test_a_training_step_reads_back_only_its_loss_terms(fused_standin):
     """On a GPU, reading a number back (float(), bool()) makes the CPU wait for the GPU, so a
     training step reads only the three numbers it reports (recon, the KL penalty, the KL) and
     the optimizer none; the finite-gradient check of ``fit`` adds one. A regression guard for
     GPU speed: a new read-back in the step fails here."""
-    from minivae.testing.standin import DeviceArray
-
     model = VAE(30, 3, (16,), seed=1, backend="standin")
     optimizer = Adam(model.params, lr=1e-3)
     x = standin.asarray((np.random.default_rng(4).random((24, 30)) < 0.4).astype(np.float32))
-    reads = []
-
-    def recorder(name):
-        original = getattr(DeviceArray, name)
-
-        def record(self, *args):
-            reads.append(name)
-            return original(self, *args)
-
-        return record
-
     batch = model.prepare(x)
-    for name in ("__float__", "__bool__", "__int__", "__format__"):
-        monkeypatch.setattr(DeviceArray, name, recorder(name))
-    _, grads = model.loss_and_grads(batch)  # checked data: the checks read back, not the step
-    assert len(reads) <= 3, f"the loss and gradients read {len(reads)} numbers back: {reads}"
-    reads.clear()
-    optimizer.step(grads)
-    assert reads == [], f"the Adam step read numbers back: {reads}"
+    with opcount.counting() as count:
+        _, grads = model.loss_and_grads(batch)  # checked data: the checks read back, not the step
+    assert len(count.reads) <= 3, (
+        f"the loss and gradients read {len(count.reads)} numbers back: {count.reads}")
+    assert count.ops["kernel bernoulli_nll"] == 1  # the count sees the fused kernels too
+    optimizer.step(grads)  # the first step also makes Adam's state (two xp.zeros_like)
+    with opcount.counting() as count:
+        optimizer.step(grads)
+    assert count.reads == [], f"the Adam step read numbers back: {count.reads}"
+    assert dict(count.ops) == {"kernel adam": 1}, count.ops  # the whole update: one launch
 
 
 def test_training_on_the_kernel_path_follows_numpy(fused_standin):

@@ -3,48 +3,78 @@ minivae and the PyTorch twin compute the same thing)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from minivae import backend
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+GPU = backend.gpu_available()
+
+
+def run_script(*args: str, timeout: int = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``python *args`` in a fresh interpreter, as a user would; fail with its stderr."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, check=False, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def in_benchmarks(code: str) -> Any:
+    """Run ``code`` as the benchmark scripts run (their folder first on the import path, in a
+    process of its own: the tests' imports stay clean); returns its last printed line as JSON."""
+    return json.loads(run_script("-c", code, cwd=BENCH).stdout.splitlines()[-1])
 
 
 def test_mnist_like_data_is_binary_seeded_and_mnist_shaped():
-    import common
+    out = in_benchmarks("""
+import json
+import numpy as np
+import common
 
-    a, b = common.mnist_like(300, seed=0), common.mnist_like(300, seed=0)
-    np.testing.assert_array_equal(a, b)
-    assert a.shape == (300, 784) and a.dtype == np.float32
-    assert set(np.unique(a)) <= {0.0, 1.0}
-    assert 0.05 < a.mean() < 0.25  # MNIST binarized: about 0.13
-    assert not np.array_equal(a, common.mnist_like(300, seed=1))
+a, b = common.mnist_like(300, seed=0), common.mnist_like(300, seed=0)
+print(json.dumps({
+    "same_seed_same_data": bool(np.array_equal(a, b)),
+    "shape": list(a.shape), "dtype": str(a.dtype),
+    "values": sorted(float(v) for v in np.unique(a)), "mean": float(a.mean()),
+    "other_seed_other_data": not np.array_equal(a, common.mnist_like(300, seed=1)),
+}))
+""")
+    assert out["same_seed_same_data"] and out["other_seed_other_data"]
+    assert out["shape"] == [300, 784] and out["dtype"] == "float32"
+    assert set(out["values"]) <= {0.0, 1.0}
+    assert 0.05 < out["mean"] < 0.25  # MNIST binarized: about 0.13
 
 
 def test_matmul_floor_runs_with_a_ragged_last_batch():
-    import bench_cpu
+    out = in_benchmarks("""
+import json
+import bench_cpu
 
-    floor = bench_cpu.MatmulFloor(n=50, batch=16, dims=(12, 8, 3))
-    assert set(floor.plans) == {16, 2}
-    floor.epoch()
-    assert len(floor.plans[16]) == 11
+floor = bench_cpu.MatmulFloor(n=50, batch=16, dims=(12, 8, 3))
+floor.epoch()
+print(json.dumps({"batches": sorted(floor.plans), "products": len(floor.plans[16])}))
+""")
+    assert out == {"batches": [2, 16], "products": 11}
 
 
 @pytest.mark.slow
 def test_float64_minivae_and_torch_twin_compute_the_same_thing():
     pytest.importorskip("torch")
-    import bench_cpu
-
-    out = bench_cpu.job_same_loss({"threads": 1})
+    proc = run_script(str(BENCH / "bench_cpu.py"), "--worker",
+                      json.dumps({"job": "same_loss", "threads": 1}))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    out = json.loads(line[len("RESULT "):])
     for key in ("loss", "recon", "kl", "loss_after_adam"):
-        ours, theirs = out[key], out[key + "_torch"] if key != "loss_after_adam" else out[
-            "loss_after_adam_torch"]
-        assert ours == pytest.approx(theirs, rel=1e-10), key
+        assert out[key] == pytest.approx(out[key + "_torch"], rel=1e-10), key
     assert out["grad_rel_err"] < 1e-10
 
 
@@ -69,11 +99,8 @@ def test_quick_benchmark_writes_the_table(tmp_path):
     assert all(float(c) > 0 for c in cells[1:8]), row  # times and ratios are positive numbers
 
 
+@pytest.mark.skipif(GPU, reason="a GPU is present: the no-GPU path is not taken here")
 def test_bench_gpu_exits_cleanly_without_a_gpu():
-    import bench_gpu
-
-    if bench_gpu.why_no_gpu() is None:
-        pytest.skip("a GPU is present: the no-GPU path is not taken here")
     proc = subprocess.run([sys.executable, str(BENCH / "bench_gpu.py")], capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -95,14 +122,11 @@ def test_bench_gpu_code_path_runs_on_the_cpu_stand_in(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gpu_check.sh uses bash and coreutils' timeout")
+@pytest.mark.skipif(GPU, reason="a GPU is present: run benchmarks/gpu_check.sh itself")
 def test_gpu_check_script_runs_every_step_and_fails_loudly_without_a_gpu(tmp_path):
     # benchmarks/gpu_check.sh is the one prepared run for a device machine; here, without a GPU,
     # it must still run all its steps, record them, and exit non-zero because the GPU tests
     # could not run (MINIVAE_REQUIRE_GPU=1), instead of reporting every GPU test as a quiet skip.
-    import bench_gpu
-
-    if bench_gpu.why_no_gpu() is None:
-        pytest.skip("a GPU is present: run benchmarks/gpu_check.sh itself")
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "MINIVAE_REQUIRE_GPU"}
     env["PYTHONPATH"] = str(BENCH.parent)
@@ -120,16 +144,10 @@ def test_gpu_check_script_runs_every_step_and_fails_loudly_without_a_gpu(tmp_pat
     assert not (out / "RESULTS_GPU.md").exists()
 
 
-def test_step_ops_counts_operations_and_read_backs_and_restores_the_stand_in(capsys):
-    import step_ops
-
-    from minivae.accel import kernels
+def test_step_ops_counts_operations_and_read_backs():
     from minivae.testing.host_kernels import CXX
-    from minivae.testing.standin import DeviceArray, standin
 
-    before, compiled = dict(DeviceArray.__dict__), dict(kernels._compiled)
-    assert step_ops.main(["--batch", "8", "--hidden", "16"]) == 0
-    out = capsys.readouterr().out
+    out = run_script(str(BENCH / "step_ops.py"), "--batch", "8", "--hidden", "16").stdout
     rows = {line.split("|")[1].strip(): [int(c) for c in line.split("|")[2:-1]]
             for line in out.splitlines() if line.startswith("| array") or line.startswith("| host")}
     plain_ops, plain_reads = rows["array operations"][0], rows["host read-backs"][0]
@@ -139,6 +157,3 @@ def test_step_ops_counts_operations_and_read_backs_and_restores_the_stand_in(cap
         fused_ops, fused_reads = rows["array operations"][1], rows["host read-backs"][1]
         assert fused_ops < plain_ops and fused_reads == plain_reads, out
         assert "kernel adam 1" in out and "kernel bernoulli_nll 1" in out
-    # everything patched for counting is put back
-    assert dict(DeviceArray.__dict__) == before
-    assert not hasattr(standin, "ElementwiseKernel") and kernels._compiled == compiled
