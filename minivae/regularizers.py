@@ -19,10 +19,10 @@ kl_per_latent (latent,) and weight (latent,).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .backend import array_module
+from .validation import check_real
 
 Array = Any
 
@@ -36,11 +36,7 @@ def beta_kl(kl_per_latent: Array, beta: float) -> tuple[float, Array]:
 
 
 def _check_nonnegative(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return check_real(value, name, minimum=0.0)
 
 
 class FreeBits:
@@ -51,17 +47,36 @@ class FreeBits:
 
     A latent whose (batch-mean) KL is below lam costs a constant lam: the objective no longer
     pushes it all the way to the prior, which prevents posterior collapse. lam = 0 is beta_kl.
-    kl_per_latent: (latent,).
+    kl_per_latent: (latent,). ``lam`` is checked whenever it is set.
     """
 
+    name = "FreeBits"
+
     def __init__(self, lam: float = 0.5):
-        self.lam = _check_nonnegative(lam, "lam (the free bits per latent, in nats)")
+        self.lam = lam
+
+    @property
+    def lam(self) -> float:
+        """The free bits per latent, in nats: a finite float >= 0."""
+        return self._lam
+
+    @lam.setter
+    def lam(self, value: float) -> None:
+        self._lam = _check_nonnegative(value, "lam (the free bits per latent, in nats)")
 
     def __call__(self, kl_per_latent: Array, beta: float) -> tuple[float, Array]:
         xp = array_module(kl_per_latent)
         above = kl_per_latent > self.lam
         penalty = beta * float(xp.maximum(kl_per_latent, self.lam).sum())
         return penalty, beta * above.astype(kl_per_latent.dtype)
+
+    def config(self) -> dict:
+        """{"name": "FreeBits", "lam": lam}: what a checkpoint stores."""
+        return {"name": self.name, "lam": self.lam}
+
+    @classmethod
+    def from_config(cls, config: dict) -> FreeBits:
+        return cls(**_arguments(config, ("lam",)))
 
     def __repr__(self) -> str:
         return f"FreeBits(lam={self.lam})"
@@ -75,17 +90,92 @@ class Capacity:
 
     The KL is pulled towards a target capacity C (nats) rather than towards 0. Raising C
     linearly from 0 during training lets the code take in information one factor at a time;
-    set ``self.capacity`` by hand or with :func:`minivae.schedules.capacity_schedule`.
-    Use a large beta (gamma), e.g. 100 for the shapes data (Burgess et al. use 1000 on dSprites).
+    set ``self.capacity`` by hand or with :func:`minivae.schedules.capacity_schedule` (it is
+    checked whenever it is set). Use a large beta (gamma), e.g. 100 for the shapes data
+    (Burgess et al. use 1000 on dSprites).
     """
 
+    name = "Capacity"
+
     def __init__(self, capacity: float = 0.0):
-        self.capacity = _check_nonnegative(capacity, "capacity C (nats)")
+        self.capacity = capacity
+
+    @property
+    def capacity(self) -> float:
+        """The target capacity C, in nats: a finite float >= 0."""
+        return self._capacity
+
+    @capacity.setter
+    def capacity(self, value: float) -> None:
+        self._capacity = _check_nonnegative(value, "capacity C (nats)")
 
     def __call__(self, kl_per_latent: Array, beta: float) -> tuple[float, Array]:
         excess = float(kl_per_latent.sum()) - self.capacity
         sign = (excess > 0) - (excess < 0)
         return beta * abs(excess), beta * sign + 0 * kl_per_latent
 
+    def config(self) -> dict:
+        """{"name": "Capacity", "capacity": C}: what a checkpoint stores."""
+        return {"name": self.name, "capacity": self.capacity}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Capacity:
+        return cls(**_arguments(config, ("capacity",)))
+
     def __repr__(self) -> str:
         return f"Capacity(capacity={self.capacity})"
+
+
+def _arguments(config: dict, names: tuple[str, ...]) -> dict:
+    """The constructor arguments in a regularizer's config, refusing any other key."""
+    extra = sorted(set(config) - set(names) - {"name"})
+    if extra:
+        raise ValueError(
+            f"the {config.get('name')} regularizer takes {list(names)}, got unknown keys {extra}"
+        )
+    return {key: config[key] for key in names if key in config}
+
+
+#: Regularizers a checkpoint can store, by the ``"name"`` of their config. A new one registers
+#: here and gives ``config() -> {"name": ..., **arguments}`` and ``from_config(config)``.
+REGULARIZERS: dict[str, Any] = {"beta_kl": beta_kl, "FreeBits": FreeBits, "Capacity": Capacity}
+
+
+def regularizer_config(regularizer: Any) -> dict:
+    """The JSON-able description of a regularizer: {"name": ..., plus its parameters}.
+
+    Raises TypeError for a regularizer that cannot be stored (a lambda, an unregistered class),
+    so that a checkpoint never silently drops it and loads back with another objective.
+    """
+    if regularizer is beta_kl:
+        return {"name": "beta_kl"}
+    name = getattr(regularizer, "name", None)
+    if (
+        isinstance(name, str)
+        and REGULARIZERS.get(name) is type(regularizer)
+        and callable(getattr(regularizer, "config", None))
+    ):
+        return dict(regularizer.config())
+    raise TypeError(
+        f"the regularizer {regularizer!r:.80} cannot be stored: a checkpoint stores beta_kl, "
+        f"FreeBits or Capacity (registered in minivae.regularizers.REGULARIZERS: "
+        f"{sorted(REGULARIZERS)}); give a custom regularizer a name, config() and from_config() "
+        "and register it there, or set model.regularizer to a stored one before saving"
+    )
+
+
+def regularizer_from_config(config: Any) -> Any:
+    """The regularizer that :func:`regularizer_config` described (a ValueError if unknown)."""
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise ValueError(
+            f"a regularizer config must be a dict with a 'name', got {config!r:.80}"
+        )
+    kind = REGULARIZERS.get(config["name"])
+    if kind is None:
+        raise ValueError(
+            f"unknown regularizer {config['name']!r}: expected one of {sorted(REGULARIZERS)}"
+        )
+    if kind is beta_kl:
+        _arguments(config, ())
+        return beta_kl
+    return kind.from_config(config)

@@ -10,21 +10,18 @@ and sets ``model.beta`` to what it returns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
+from .validation import check_positive_int, check_real
+
 
 def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return steps
+    return check_positive_int(steps, "steps")
 
 
 def _check_number(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return check_real(value, name)
 
 
 def linear_warmup(steps: int, start: float = 0.0, end: float = 1.0) -> Callable[[int], float]:
@@ -57,9 +54,8 @@ def capacity_schedule(
             f"got {type(regularizer).__name__}"
         )
     steps = _check_steps(steps)
-    c_max, gamma = _check_number(c_max, "c_max"), _check_number(gamma, "gamma")
-    if c_max < 0 or gamma < 0:
-        raise ValueError(f"c_max and gamma must be >= 0, got c_max={c_max}, gamma={gamma}")
+    c_max = check_real(c_max, "c_max (nats)", minimum=0.0)
+    gamma = check_real(gamma, "gamma", minimum=0.0)
 
     def schedule(step: int) -> float:
         regularizer.capacity = c_max * min(max(step, 0) / steps, 1.0)

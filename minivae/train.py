@@ -9,6 +9,7 @@ once, then every step calls ``objective`` on a minibatch of it with fresh noise 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,13 @@ from .accel import blas
 from .backend import Array
 from .models.base import Model
 from .optim import Adam
-from .validation import all_finite, check_positive_int
+from .validation import (
+    NotFiniteError,
+    all_finite,
+    check_positive_int,
+    check_seed,
+    largest_magnitude,
+)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -60,6 +67,8 @@ def evaluate(
     rng = backend.generator(seed, model.xp)
     totals: dict[str, float] = {}
     n = len(data)
+    if n == 0:  # a Batch with no rows (arrays are refused by prepare): no mean to take
+        raise ValueError("x is an empty batch (0 rows); evaluate needs at least one row")
     for start in range(0, n, batch_size):
         rows = data.rows(slice(start, start + batch_size))
         eps = model.draw_eps(len(rows), rng)
@@ -129,6 +138,7 @@ def fit(
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed, "seed")
     if beta_schedule is not None and not hasattr(model, "beta"):
         # an Autoencoder has no KL term: the schedule would be set and silently ignored
         raise TypeError(
@@ -137,6 +147,9 @@ def fit(
     train_data = model.prepare(x_train, "x_train", mask=mask, labels=labels)
     val_data = None if x_val is None else model.prepare(x_val, "x_val", labels=val_labels)
     optimizer = Adam(model.params, lr=lr) if optimizer is None else optimizer
+    # the weights this run starts from: when it diverges, the failing minibatch is scored on
+    # them to tell extreme data (not finite there either) from too large a step (finite there)
+    start_flat = model.params.flat.copy()
     history = History() if history is None else history
     shuffle_rng = np.random.default_rng(seed)
     n = len(train_data)
@@ -147,11 +160,11 @@ def fit(
         with blas_limit:
             for epoch in range(history.epochs, history.epochs + epochs):
                 _train_epoch(model, train_data, batch_size, optimizer, shuffle_rng, epoch, step,
-                             beta_schedule, history)
+                             beta_schedule, history, start_flat)
                 step += math.ceil(n / batch_size)
                 history.beta.append(float(getattr(model, "beta", 1.0)))
                 if val_data is not None:
-                    history.append("val", evaluate(model, val_data, seed=epoch))
+                    history.append("val", _validation_terms(model, val_data, epoch))
                 if bar is not None:
                     shown = history.val if val_data is not None else history.train
                     bar.set_postfix({("val " if val_data is not None else "") + k: f"{v[-1]:.2f}"
@@ -175,6 +188,7 @@ def _train_epoch(
     step: int,
     beta_schedule: Callable[[int], float] | None,
     history: History,
+    start_flat: Array | None = None,
 ) -> None:
     """One pass over ``data`` in shuffled minibatches; appends the epoch's mean terms."""
     n = len(data)
@@ -186,8 +200,11 @@ def _train_epoch(
             _set_scheduled_beta(model, beta_schedule, step)
         rows = order[start : start + batch_size]
         minibatch = data.rows(rows)
-        terms, grads = model.objective(minibatch, model.draw_eps(len(minibatch)), need_grads=True)
-        _check_finite(terms, grads, epoch, step)
+        eps = model.draw_eps(len(minibatch))
+        terms, grads = model.objective(minibatch, eps, need_grads=True)
+        # the diagnosis runs only when a term or gradient is not finite
+        _check_finite(terms, grads, epoch, step,
+                      functools.partial(_diagnose, model, minibatch, eps, start_flat))
         optimizer.step(grads)
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + value * len(minibatch)
@@ -204,18 +221,68 @@ def _set_scheduled_beta(model: Any, beta_schedule: Callable[[int], float], step:
         raise type(err)(f"beta_schedule({step}) returned {value!r}: {err}") from None
 
 
-def _check_finite(terms: dict[str, float], grads: Any, epoch: int, step: int) -> None:
-    """Stop training with a clear message at the first non-finite loss term or gradient."""
+def _check_finite(
+    terms: dict[str, float], grads: Any, epoch: int, step: int,
+    diagnose: Callable[[], str] | None = None,
+) -> None:
+    """Stop training with a clear message at the first non-finite loss term or gradient.
+
+    ``diagnose()`` says whether the data or the step size is at fault (see :func:`_diagnose`).
+    """
     for key, value in terms.items():
         if not math.isfinite(value):
             others = ", ".join(f"{k} = {v:.4g}" for k, v in terms.items() if k != key)
+            cause = diagnose() if diagnose else "try a smaller learning rate or check the data"
             raise TrainingDiverged(
                 f"training diverged at epoch {epoch}, step {step}: the {key!r} term became "
-                f"{value} ({others}); try a smaller learning rate or check the data"
+                f"{value} ({others}); {cause}"
             )
     if not all_finite(grads.flat):  # one sum over all gradients, on the flat buffer
         bad = [name for name, g in grads.items() if not all_finite(g)]
+        cause = diagnose() if diagnose else "try a smaller learning rate"
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}, step {step}: the gradient of {bad} is not "
-            "finite; try a smaller learning rate"
+            f"finite; {cause}"
         )
+
+
+def _diagnose(model: Any, minibatch: Any, eps: Any, start_flat: Array | None) -> str:
+    """Whether the data or the step size made this minibatch's loss or gradient non-finite.
+
+    The same minibatch and eps are scored again on the weights the run started from: if the
+    loss and gradients are finite there, the updates walked the weights somewhere they overflow
+    (the step size is at fault); if not, the data are (no learning rate helps).
+    """
+    data_size = largest_magnitude(minibatch.x)
+    if start_flat is None:
+        return f"try a smaller learning rate or check the data (largest |x| = {data_size:.3g})"
+    current = model.params.flat.copy()
+    try:
+        model.params.flat[...] = start_flat
+        terms, grads = model.objective(minibatch, eps, need_grads=True)
+        finite_at_start = all(math.isfinite(v) for v in terms.values()) and all_finite(grads.flat)
+    finally:
+        model.params.flat[...] = current  # leave the model as training left it
+    if finite_at_start:
+        return (
+            "the step size is at fault: this minibatch's loss and gradients were finite at the "
+            f"weights the run started from (largest |x| = {data_size:.3g}); try a smaller "
+            "learning rate"
+        )
+    return (
+        "the data are at fault: this minibatch's loss or gradient is not finite even at the "
+        f"weights the run started from (largest |x| = {data_size:.3g}), so no learning rate "
+        "helps; rescale or standardize the data (minivae.data.standardize) or use "
+        "dtype='float64'"
+    )
+
+
+def _validation_terms(model: Any, val_data: Any, epoch: int) -> dict[str, float]:
+    """evaluate() on the held-out data, with a TrainingDiverged when a term is not finite."""
+    try:
+        return evaluate(model, val_data, seed=epoch)
+    except NotFiniteError as err:
+        train_ok = "the training terms are finite, so x_val holds what the model cannot score"
+        raise TrainingDiverged(
+            f"the validation terms after epoch {epoch} are not finite ({train_ok}): {err}"
+        ) from None

@@ -7,6 +7,7 @@ two hundred steps later.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -93,23 +94,198 @@ def check_unit_interval(x: Any, name: str = "x") -> None:
         )
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """Check that ``value`` is an integer >= 1 and return it as int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+# ---------------------------------------------------------------------------------------------
+# Scalars: one place for every number, seed, dtype and generator a user passes in
+# ---------------------------------------------------------------------------------------------
+#
+# A number is a Python int or float or a NumPy integer or floating scalar (np.float32(0.5),
+# np.int64(100)), or a 0-d array of one. Booleans and strings are refused: True is not a learning
+# rate and "2" is not a beta, and float() would accept both silently.
+
+
+def _describe(value: Any) -> str:
+    """``value`` as a message shows it: its repr (cut short) and, when that hides it, its type."""
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kind = type(value).__name__
+    return text if kind in ("int", "float", "str") else f"{text} ({kind})"
+
+
+def _is_real(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return False
+    if isinstance(value, numbers.Real):  # int, float, np.integer, np.floating, Fraction
+        return True
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    return shape == () and dtype is not None and np.dtype(str(dtype)).kind in "iuf"
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Integral):  # int, np.integer
+        return True
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    return shape == () and dtype is not None and np.dtype(str(dtype)).kind in "iu"
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_minimum: bool = False,
+    strict_maximum: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number within the bounds; return it as a float.
+
+    Bounds are inclusive unless ``strict_minimum`` / ``strict_maximum``. A TypeError names the
+    argument and what was given when ``value`` is not a number (booleans and strings included);
+    a ValueError when it is NaN, infinite or out of bounds.
+    """
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {out!r}")
+    low_bad = minimum is not None and (out <= minimum if strict_minimum else out < minimum)
+    high_bad = maximum is not None and (out >= maximum if strict_maximum else out > maximum)
+    if low_bad or high_bad:
+        low, high = "(" if strict_minimum else "[", ")" if strict_maximum else "]"
+        if minimum is not None and maximum is not None:
+            raise ValueError(f"{name} must be in {low}{minimum}, {maximum}{high}, got {out}")
+        if minimum is not None:
+            sign = ">" if strict_minimum else ">="
+            raise ValueError(f"{name} must be {sign} {minimum}, got {out}")
+        sign = "<" if strict_maximum else "<="
+        raise ValueError(f"{name} must be {sign} {maximum}, got {out}")
+    return out
 
 
 def check_finite_scalar(value: Any, name: str, *, minimum: float | None = None) -> float:
     """Check that ``value`` is a finite real number (and >= ``minimum``) and return it as float."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    if not np.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+    return check_real(value, name, minimum=minimum)
+
+
+def check_probability(value: Any, name: str, *, strict_maximum: bool = False) -> float:
+    """A number in [0, 1] (or [0, 1) with ``strict_maximum``), returned as a float."""
+    return check_real(value, name, minimum=0.0, maximum=1.0, strict_maximum=strict_maximum)
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
+    """Check that ``value`` is an integer (Python or NumPy; not a bool, not 2.0) >= ``minimum``."""
+    if not _is_integer(value):
+        what = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise TypeError(f"{name} must be {what}, got {_describe(value)}")
+    out = int(value)
     if minimum is not None and out < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {out}")
     return out
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Check that ``value`` is an integer >= 1 and return it as int."""
+    if not _is_integer(value):
+        raise TypeError(f"{name} must be a positive integer, got {_describe(value)}")
+    return check_int(value, name, minimum=1)
+
+
+def check_nonnegative_int(value: Any, name: str) -> int:
+    """Check that ``value`` is an integer >= 0 and return it as int."""
+    return check_int(value, name, minimum=0)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """A seed for ``numpy.random.default_rng``: an integer >= 0 or None, returned as int or None.
+
+    NumPy's own message for a bad seed ("expected non-negative integer") does not say which
+    argument was meant; this one does.
+    """
+    if seed is None:
+        return None
+    if not _is_integer(seed):
+        raise TypeError(f"{name} must be an integer >= 0 or None, got {_describe(seed)}")
+    if int(seed) < 0:
+        raise ValueError(f"{name} must be an integer >= 0 or None, got {int(seed)}")
+    return int(seed)
+
+
+def is_generator(rng: Any) -> bool:
+    """True for a random generator of any backend (NumPy's, CuPy's, the stand-in's)."""
+    return not isinstance(rng, (int, float, str, bytes)) and all(
+        hasattr(rng, draw) for draw in ("standard_normal", "random")
+    )
+
+
+def check_rng(rng: Any, name: str = "rng") -> Any:
+    """A random generator or None (the caller then uses its own); a seed is refused, clearly."""
+    if rng is None or is_generator(rng):
+        return rng
+    hint = (
+        f"; to seed one, pass numpy.random.default_rng({int(rng)})" if _is_integer(rng) else ""
+    )
+    raise TypeError(
+        f"{name} must be a random generator such as numpy.random.default_rng(0), or None, "
+        f"got {_describe(rng)}{hint}"
+    )
+
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype: Any, name: str = "dtype", allowed: tuple = FLOAT_DTYPES) -> np.dtype:
+    """A NumPy dtype among ``allowed`` (float32 or float64 by default), from a name or a type.
+
+    None is refused (``numpy.dtype(None)`` would silently be float64), and so is a string NumPy
+    does not know, with a message that names the argument.
+    """
+    names = " or ".join(d.name for d in allowed)
+    if dtype is None:
+        raise TypeError(f"{name} must be {names}, got None")
+    try:
+        out = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {names}, got {_describe(dtype)}") from None
+    if out not in allowed:
+        raise TypeError(f"{name} must be {names}, got {out}")
+    return out
+
+
+class NotFiniteError(ValueError):
+    """A result that came out NaN or inf from finite inputs: an overflow, named and explained."""
+
+
+#: Data or parameters above this magnitude are called extreme when a result overflows.
+EXTREME_MAGNITUDE = 1e6
+
+
+def largest_magnitude(a: Any) -> float:
+    """max |a| over every entry (any backend), as a float; inf if any entry is not finite."""
+    xp = array_module(a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(xp.abs(a).max()) if a.size else 0.0
+
+
+def explain_overflow(what: str, inputs: dict[str, Any], dtype: Any) -> str:
+    """Why ``what`` came out NaN or inf although every input was finite, naming the culprit.
+
+    ``inputs``: name -> array, e.g. {"x": x, "parameter": params.flat}. The largest magnitude of
+    each is reported; those above :data:`EXTREME_MAGNITUDE` are named as the likely cause.
+    """
+    sizes = {name: largest_magnitude(a) for name, a in inputs.items()}
+    shown = ", ".join(f"largest |{name}| = {value:.3g}" for name, value in sizes.items())
+    extreme = [name for name, value in sizes.items() if value > EXTREME_MAGNITUDE]
+    if extreme and extreme[0] != "parameter":
+        cause = (
+            f"the {extreme[0]} values are extreme: rescale or standardize them "
+            "(minivae.data.standardize) or use dtype='float64'"
+        )
+    elif extreme:
+        cause = "the parameters are extreme (a diverged run?): retrain or reload them"
+    else:
+        cause = "no input is extreme; the model's parameters may be degenerate"
+    return (
+        f"{what} is not finite although every input is: the model's {np.dtype(dtype).name} "
+        f"arithmetic overflowed ({shown}); {cause}"
+    )

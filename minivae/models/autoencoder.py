@@ -84,13 +84,16 @@ class Autoencoder(Model):
 
     def encode(self, x: Any) -> Array:
         """z = encoder(x): (batch, x_dim) -> (batch, z_dim)."""
-        return self.encoder.forward(self.params, self.prepare(x).x)[0]
+        batch = self.prepare(x)
+        return self.check_result(self.encoder.forward(self.params, batch.x)[0], "encode(x)",
+                                 x=batch)
 
     def decode(self, z: Any) -> Array:
         """x_hat = decoder(z) (through a sigmoid for the 'bernoulli' loss): (batch, x_dim)."""
-        z = check_data(z, "z", dim=self.z_dim).astype(self.dtype, copy=False)
-        out = self.decoder.forward(self.params, self.xp.asarray(z))[0]
-        return sigmoid(out) if self.loss_name == "bernoulli" else out
+        z = self._to_model_dtype(check_data(z, "z", dim=self.z_dim), "z")  # finite after the cast
+        out = self.decoder.forward(self.params, z)[0]
+        x_hat = sigmoid(out) if self.loss_name == "bernoulli" else out
+        return self.check_result(x_hat, "decode(z)", z=z)
 
     def reconstruct(self, x: Any) -> Array:
         """x_hat = decode(encode(x)): (batch, x_dim)."""
@@ -107,13 +110,15 @@ class Autoencoder(Model):
         """
         batch = self.prepare(x, mask=mask, labels=labels)
         if target is None:
-            return self.objective(batch, None, need_grads=True)
-        target = self.prepare(target, "target").x
-        if target.shape != batch.x.shape:
-            raise ValueError(
-                f"target must have the shape of x {batch.x.shape}, got {target.shape}"
-            )
-        return self._loss_and_grads(batch.x, target)
+            terms, grads = self.objective(batch, None, need_grads=True)
+        else:
+            target = self.prepare(target, "target").x
+            if target.shape != batch.x.shape:
+                raise ValueError(
+                    f"target must have the shape of x {batch.x.shape}, got {target.shape}"
+                )
+            terms, grads = self._loss_and_grads(batch.x, target)
+        return self.check_terms(terms, batch, "the loss"), grads
 
     def objective(self, batch: Batch, eps: None, need_grads: bool) -> tuple[dict, Any]:
         """loss = (1/batch) sum_b loss(decoder(encoder(x_b)), x_b): 'mse' or 'bernoulli'."""

@@ -10,6 +10,8 @@ Every model (:class:`Model`):
     loss(batch, eps=None)                -> terms     the same terms without gradients
     draw_eps(n, rng=None)                -> eps | None   the noise one evaluation of the loss needs
     config()                             -> dict      constructor arguments (checkpoints)
+    state() / load_state(state)          -> dict      what else behaviour depends on (checkpoints):
+                                                      the generator, beta, the regularizer
     params, grads, xp, dtype, rng, x_dim               parameters, gradients, backend, generator
 
 Latent-variable models with a Gaussian posterior add (:class:`LatentVariableModel`):
@@ -26,7 +28,10 @@ a Batch or a raw array, and a raw array is checked (once) through ``prepare``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +42,15 @@ from ..backend import Array
 from ..importance import ImportanceSamples
 from ..masks import check_mask
 from ..params import Parameters
-from ..validation import all_finite, check_data
+from ..validation import (
+    NotFiniteError,
+    all_finite,
+    check_data,
+    check_dtype,
+    check_rng,
+    check_seed,
+    explain_overflow,
+)
 
 __all__ = ["UNLABELLED", "Batch", "LatentVariableModel", "Model", "check_class_labels"]
 
@@ -88,9 +101,11 @@ class Model:
     def _setup(
         self, shapes: dict, seed: int | None, dtype: Any, backend_name: str | None
     ) -> None:
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = check_dtype(dtype, "dtype")
+        seed = check_seed(seed, "seed")
+        check = _parameter_check.get()
+        if check is not None:  # checkpoint.load: the file's arrays and a size limit, before memory
+            check(dict(shapes), dtype)
         self.dtype = dtype
         self.backend_name = backend.default_name() if backend_name is None else backend_name
         self.xp = backend.get(self.backend_name)
@@ -113,6 +128,52 @@ class Model:
     def config(self) -> dict:
         """The constructor arguments, enough to build the same model again (for save/load)."""
         raise NotImplementedError
+
+    def state(self) -> dict:
+        """What the model's behaviour depends on besides ``config()`` and ``params``, JSON-able.
+
+        A checkpoint stores it and :meth:`load_state` restores it, so a loaded model computes
+        the same loss for the same eps and draws the same ``sample()`` as the saved one:
+
+        - ``"rng"``: the state of the model's generator when it is NumPy's; None for a device
+          generator (CuPy, the stand-in), whose state cannot be read back (see
+          :mod:`minivae.checkpoint`);
+        - ``"beta"``: for a model with a ``beta`` (set after construction by schedules, notebooks);
+        - ``"regularizer"``: for a model with a ``regularizer``, its config
+          (:func:`minivae.regularizers.regularizer_config`: a TypeError for one that cannot be
+          stored, rather than a checkpoint that silently loads back another objective).
+
+        A model with more such state extends both methods:
+        ``return {**super().state(), "tau": self.tau}`` here, and in ``load_state``
+        ``state = dict(state); self.tau = state.pop("tau"); super().load_state(state)``.
+        """
+        out: dict[str, Any] = {"rng": _generator_state(self.rng)}
+        if hasattr(self, "beta"):
+            out["beta"] = float(self.beta)
+        if hasattr(self, "regularizer"):
+            from ..regularizers import regularizer_config
+
+            out["regularizer"] = regularizer_config(self.regularizer)
+        return out
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`state` returned; a key this model does not know is refused."""
+        from ..regularizers import regularizer_from_config
+
+        if not isinstance(state, dict):
+            raise ValueError(f"a model state must be a dict, got {type(state).__name__}")
+        for key in state:
+            if key != "rng" and (key not in ("beta", "regularizer") or not hasattr(self, key)):
+                raise ValueError(
+                    f"{type(self).__name__} has no state {key!r}; it stores "
+                    f"{sorted(self.state())}"
+                )
+        if "beta" in state:
+            self.beta = state["beta"]  # checked by the model's property
+        if "regularizer" in state:
+            self.regularizer = regularizer_from_config(state["regularizer"])
+        if state.get("rng") is not None:
+            self.rng = _restore_generator(state["rng"], self.rng)
 
     # ---------------------------------------------------------------------------------------
     # Data
@@ -193,7 +254,7 @@ class Model:
             raise ValueError(
                 f"eps must be (batch, {self.eps_axis_name}) = {shape}, got {tuple(eps.shape)}"
             )
-        return backend.to_device(eps, self.xp).astype(self.dtype, copy=False)
+        return self._to_model_dtype(eps, "eps")  # finite after the cast too
 
     def eps_shape(self, batch: int) -> tuple[int, ...]:
         """The shape of the noise one loss evaluation needs for ``batch`` rows; () for none."""
@@ -207,7 +268,7 @@ class Model:
         shape = self.eps_shape(batch)
         if not shape:
             return None
-        rng = self.rng if rng is None else rng
+        rng = self.rng if rng is None else check_rng(rng, "rng")
         # to_device: a NumPy generator may drive a CuPy model (the draws are then copied over)
         eps = backend.to_device(rng.standard_normal(shape), self.xp)
         return eps.astype(self.dtype, copy=False)
@@ -227,7 +288,8 @@ class Model:
         """
         batch = self.prepare(x, mask=mask, labels=labels)
         eps = self.draw_eps(len(batch)) if eps is None else self.check_eps(eps, len(batch))
-        return self.objective(batch, eps, need_grads=True)
+        terms, grads = self.objective(batch, eps, need_grads=True)
+        return self.check_terms(terms, batch, "the loss"), grads
 
     def loss(
         self, x: Any, eps: Array | None = None, *, mask: Any = None, labels: Any = None
@@ -239,7 +301,33 @@ class Model:
         """
         batch = self.prepare(x, mask=mask, labels=labels)
         eps = self.draw_eps(len(batch)) if eps is None else self.check_eps(eps, len(batch))
-        return self.objective(batch, eps, need_grads=False)[0]
+        return self.check_terms(self.objective(batch, eps, need_grads=False)[0], batch, "the loss")
+
+    def check_terms(self, terms: dict, batch: Batch, what: str) -> dict:
+        """``terms`` if every one is finite; else a NotFiniteError saying what overflowed."""
+        bad = {key: value for key, value in terms.items() if not math.isfinite(value)}
+        if bad:
+            shown = ", ".join(f"{key} = {value}" for key, value in bad.items())
+            raise NotFiniteError(self.explain_overflow(f"{what} ({shown})", x=batch.x))
+        return terms
+
+    def check_result(self, value: Array, what: str, **inputs: Array) -> Array:
+        """``value`` if it is finite; else a NotFiniteError naming the extreme input, if any."""
+        if not all_finite(value):
+            raise NotFiniteError(self.explain_overflow(what, **inputs))
+        return value
+
+    def explain_overflow(self, what: str, **inputs: Any) -> str:
+        """Why ``what`` is NaN or inf from finite inputs: their and the parameters' magnitudes.
+
+        inputs: name -> the data (an array, a list or a Batch) that went in.
+        """
+        arrays = {
+            name: value.x if isinstance(value, Batch)
+            else value if hasattr(value, "shape") else np.asarray(value, dtype=np.float64)
+            for name, value in inputs.items()
+        }
+        return explain_overflow(what, {**arrays, "parameter": self.params.flat}, self.dtype)
 
     def objective(self, batch: Batch, eps: Array | None, need_grads: bool) -> tuple[dict, Any]:
         """The loss terms for a checked batch and checked noise, and (if asked) the gradients.
@@ -280,16 +368,18 @@ class LatentVariableModel(Model):
 
     def check_z(self, z: Any, name: str = "z") -> Array:
         """Check latent codes (batch, z_dim) and move them to this model's backend and dtype."""
-        z = backend.to_device(check_data(z, name, dim=self.z_dim), self.xp)
-        return z.astype(self.dtype, copy=False)
+        return self._to_model_dtype(check_data(z, name, dim=self.z_dim), name)
 
     def decode(self, z: Any) -> Array:
         """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or means."""
-        return self.likelihood.mean(self.decoder_output(z))
+        return self.check_result(self.likelihood.mean(self.decoder_output(z)), "decode(z)", z=z)
 
     def encode(self, x: Any) -> tuple[Array, Array]:
         """q(z|x): mu, logvar (the same as :meth:`posterior`, the name the lectures use)."""
-        return self.posterior(x)
+        mu, logvar = self.posterior(x)
+        self.check_result(mu, "encode(x)'s mu", x=x)
+        self.check_result(logvar, "encode(x)'s logvar", x=x)
+        return mu, logvar
 
     def reconstruct(self, x: Any) -> Array:
         """x_hat = mean of p(x | z = mu(x)), the posterior-mean reconstruction: (batch, x_dim)."""
@@ -301,7 +391,7 @@ class LatentVariableModel(Model):
         from ..validation import check_positive_int
 
         n = check_positive_int(n, "n")
-        rng = self.rng if rng is None else rng
+        rng = self.rng if rng is None else check_rng(rng, "rng")
         z = rng.standard_normal((n, self.z_dim))
         return self.decode(backend.to_device(z, self.xp).astype(self.dtype))
 
@@ -342,16 +432,16 @@ class LatentVariableModel(Model):
         batch = self.prepare(x)
         xp, n = self.xp, len(batch)
         if eps is not None:
-            if len(eps.shape) != 3 or tuple(eps.shape[1:]) != (n, self.z_dim):
+            if len(getattr(eps, "shape", ())) != 3 or tuple(eps.shape[1:]) != (n, self.z_dim):
                 raise ValueError(
                     f"eps must be (K, batch, z_dim) = (K, {n}, {self.z_dim}), "
-                    f"got {tuple(eps.shape)}"
+                    f"got {tuple(getattr(eps, 'shape', ()))}"
                 )
-            eps = backend.to_device(eps, xp).astype(self.dtype, copy=False)
+            eps = self._to_model_dtype(check_data(eps, "eps", dim=self.z_dim, ndim=3), "eps")
             k = int(eps.shape[0])
         else:
             k = check_positive_int(k, "k")
-            rng = self.rng if rng is None else rng
+            rng = self.rng if rng is None else check_rng(rng, "rng")
         mu, logvar = self.posterior(batch)
         std = xp.exp(0.5 * logvar)
         log_px_z = xp.empty((k, n), dtype=np.float64)
@@ -393,13 +483,81 @@ class LatentVariableModel(Model):
         from ..importance import log_mean_exp
 
         samples = self.importance_samples(x, k, rng, max_chunk=max_chunk)
-        return log_mean_exp(samples.log_w, axis=0)
+        return self.check_result(log_mean_exp(samples.log_w, axis=0), "log_likelihood(x)", x=x)
 
 
 def _repeat(a: Array, k: int) -> Array:
     """(batch, d) -> (k * batch, d): k copies of every row block, sample-major."""
     xp = backend.array_module(a)
     return xp.broadcast_to(a, (k, *a.shape)).reshape(k * a.shape[0], *a.shape[1:])
+
+
+#: A check every model runs on its parameter shapes before allocating them (see below).
+_parameter_check: contextvars.ContextVar[Callable[[dict, np.dtype], None] | None] = (
+    contextvars.ContextVar("minivae_parameter_check", default=None)
+)
+
+
+@contextlib.contextmanager
+def checking_parameters(check: Callable[[dict, np.dtype], None]) -> Iterator[None]:
+    """While the block runs, a model being built calls ``check(shapes, dtype)`` (name -> shape)
+    before it allocates or initialises any parameter: :func:`minivae.checkpoint.load` compares a
+    file's arrays and a size limit with what its configuration asks for before spending memory.
+    """
+    token = _parameter_check.set(check)
+    try:
+        yield
+    finally:
+        _parameter_check.reset(token)
+
+
+#: NumPy bit generators whose state a checkpoint may restore.
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _generator_state(rng: Any) -> dict | None:
+    """A NumPy generator's state as JSON-able values; None for a device generator."""
+    if not isinstance(rng, np.random.Generator):
+        return None
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: plain(v) for key, v in value.items()}
+        if isinstance(value, np.ndarray):
+            return {"dtype": value.dtype.name, "values": value.tolist()}
+        return value.item() if isinstance(value, np.generic) else value
+
+    return plain(rng.bit_generator.state)
+
+
+def _restore_generator(saved: Any, current: Any) -> Any:
+    """A NumPy generator in the ``saved`` state; ``current`` unchanged when it is a device one.
+
+    A model on CuPy (or the stand-in) keeps its own backend's generator, freshly seeded as at
+    construction: a NumPy generator would copy every draw to the device.
+    """
+    if not isinstance(current, np.random.Generator):
+        return current
+    name = saved.get("bit_generator") if isinstance(saved, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(
+            f"the stored generator state names bit generator {name!r}; expected one of "
+            f"{list(_BIT_GENERATORS)}"
+        )
+
+    def arrays(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"dtype", "values"}:
+            return np.asarray(value["values"], dtype=np.dtype(value["dtype"]))
+        if isinstance(value, dict):
+            return {key: arrays(v) for key, v in value.items()}
+        return value
+
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = arrays(saved)
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"the stored {name} generator state is invalid ({err})") from None
+    return np.random.Generator(bit_generator)
 
 
 def stack_shapes(*parts: dict) -> dict:
@@ -417,7 +575,7 @@ def check_hidden(hidden: Any) -> tuple[int, ...]:
     """Hidden layer widths as a tuple of positive ints (``(256,)``; an int is refused clearly)."""
     from ..validation import check_positive_int
 
-    if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, Sequence):
+    if isinstance(hidden, (int, np.integer, str)) or not isinstance(hidden, Sequence):
         raise TypeError(
             f"hidden must be a sequence of layer widths such as (256,) or (512, 256), "
             f"got {hidden!r}"

@@ -24,7 +24,7 @@ from ..likelihoods import make_likelihood
 from ..mlp import MLP
 from ..regularizers import beta_kl
 from ..reparam import reparameterize, reparameterize_backward
-from ..validation import check_finite_scalar, check_positive_int
+from ..validation import check_finite_scalar, check_positive_int, check_real
 from .base import Batch, LatentVariableModel, check_hidden, stack_shapes
 
 
@@ -63,9 +63,10 @@ class VAE(LatentVariableModel):
         self.x_dim = check_positive_int(x_dim, "x_dim")
         self.z_dim = check_positive_int(z_dim, "z_dim")
         self.hidden = check_hidden(hidden)
-        self.likelihood = make_likelihood(likelihood, var=obs_var) if likelihood == "gaussian" \
-            else make_likelihood(likelihood)
-        self.obs_var = float(obs_var)
+        self.obs_var = check_real(obs_var, "obs_var (the fixed variance)", minimum=0.0,
+                                  strict_minimum=True)
+        self.likelihood = make_likelihood(likelihood, var=self.obs_var) \
+            if likelihood == "gaussian" else make_likelihood(likelihood)
         self.beta = beta  # checked by the property below
         self.activation = activation
         #: How the KL enters the loss: ``regularizer(kl_per_latent, beta) -> (penalty, weight)``.

@@ -152,7 +152,7 @@ def test_bad_hyperparameters():
         VAE(6, 2, likelihood="poisson")
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         VAE(6, 2, activation="gelu")
-    with pytest.raises(ValueError, match="the fixed variance must be a positive number, got 0.0"):
+    with pytest.raises(ValueError, match=r"obs_var \(the fixed variance\) must be > 0.0, got 0.0"):
         VAE(6, 2, likelihood="gaussian", obs_var=0.0)
     with pytest.raises(ValueError, match="unknown loss 'l1': expected one of"):
         Autoencoder(6, 2, loss="l1")
