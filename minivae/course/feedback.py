@@ -691,6 +691,12 @@ def _inplace_message(fn_name: str, where: str, before: np.ndarray, after: np.nda
         )
     elif before.shape != after.shape:
         detail = f" (its shape went from {before.shape} to {after.shape})"
+    if where != arg:
+        return (
+            f"{fn_name}: your function changed `{where}`, an array inside its argument `{arg}`, "
+            f"in place{detail}. Compute new arrays instead of changing the ones you are given "
+            "(no *=, [...] = or out= on them)"
+        )
     return (
         f"{fn_name}: your function changed its argument `{where}` in place{detail}. The caller "
         f"still needs the {arg} it passed: compute a new array ({arg}_new = ..., or "
@@ -747,11 +753,13 @@ def _learner_error(
     (with a message saying which function), which graders report as "not done yet".
     """
     kind = type(err).__name__
+    frames = [f for f in _learner_frames(err) if f not in ("<module>", "<lambda>")]
+    if frames and frames[-1] != fn_name and not isinstance(err, NotImplementedError):
+        kind += f" (in {frames[-1]})"
     for cls, words in (explain or {}).items():
         if isinstance(err, cls):
             return ExerciseError(f"{fn_name} raised {kind}: {err}. {words}")
     if isinstance(err, NotImplementedError):
-        frames = [f for f in _learner_frames(err) if f != "<module>"]
         culprit = frames[-1] if frames else fn_name
         if culprit == fn_name:
             return NotImplementedError(
