@@ -26,6 +26,9 @@ __all__ = [
     "imputation_mse",
     "importance_weighted_imputation",
     "masked_bernoulli_nll",
+    "masked_log_prob",
+    "masked_loss",
+    "masked_loss_and_grads",
     "mcar_mask",
     "mean_imputation",
     "metropolis_within_gibbs",
@@ -38,6 +41,21 @@ __all__ = [
 def masked_bernoulli_nll(logits: Array, x: Array, mask: Array) -> tuple[float, Array]:
     """``Bernoulli().nll(logits, x, mask)``."""
     return Bernoulli().nll(logits, x, mask)
+
+
+def masked_log_prob(likelihood: Any, out: Array, x: Array, mask: Array) -> Array:
+    """``likelihood.log_prob(out, x, mask)``."""
+    return likelihood.log_prob(out, x, mask)
+
+
+def masked_loss(model: Any, x: Array, mask: Array, eps: Array | None = None) -> dict:
+    """``model.loss(x, eps, mask=mask)``."""
+    return model.loss(x, eps, mask=mask)
+
+
+def masked_loss_and_grads(model: Any, x: Array, mask: Array, eps: Array | None = None) -> tuple:
+    """``model.loss_and_grads(x, eps, mask=mask)``."""
+    return model.loss_and_grads(x, eps, mask=mask)
 
 
 def fit_masked(model: Any, x: Array, mask: Array, **kwargs: Any) -> Any:
