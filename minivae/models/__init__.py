@@ -10,10 +10,12 @@ from .classifier import Classifier
 from .cvae import CVAE
 from .m2 import M2
 from .vae import VAE
-from .vqvae import VQVAE
+from .vqvae import VQVAE, CodePrior
 
 MODELS: dict[str, type[Model]] = {"VAE": VAE, "Autoencoder": Autoencoder, "VQVAE": VQVAE}
 MODELS.update({"CVAE": CVAE, "M2": M2, "Classifier": Classifier})
 
 __all__ = ["MODELS", "VAE", "VQVAE", "Autoencoder", "Batch", "LatentVariableModel", "Model"]
 __all__ += ["CVAE", "M2", "Classifier"]
+MODELS.update({"CodePrior": CodePrior})
+__all__ += ["CodePrior"]

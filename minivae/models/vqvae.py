@@ -33,7 +33,9 @@ Code usage: a code no encoder output picks gets no gradient and stays where it i
 :func:`code_perplexity` of the usage counts (between 1 and K) says how many codes are in effect
 used; :class:`CodeUsage` records it per epoch for ``fit(..., on_epoch_end=...)`` and can restart
 dead codes at encoder outputs (:meth:`VQVAE.restart_dead_codes`); :meth:`VQVAE.kmeans_init`
-starts the codebook from k-means of the encoder's outputs.
+starts the codebook from k-means of the encoder's outputs; ``ema_decay`` replaces the codebook
+term's gradient by moving averages. :class:`CodePrior` is a learned autoregressive prior over the
+P codes, to sample new examples.
 """
 
 from __future__ import annotations
@@ -45,12 +47,16 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, array_module, to_device, to_numpy
+from ..layers import init_linear, linear_backward, linear_forward, relu_backward, relu_forward
 from ..likelihoods import make_likelihood
 from ..mlp import MLP
 from ..validation import check_data, check_finite_scalar, check_positive_int
 from .base import Batch, Model, check_hidden, stack_shapes
 
-__all__ = ["VQVAE", "CodeUsage", "code_perplexity", "nearest_code", "one_hot"]
+__all__ = [
+    "VQVAE", "CodePrior", "CodeUsage", "code_perplexity", "codes_to_one_hot", "nearest_code",
+    "one_hot",
+]
 
 
 def nearest_code(z: Array, codebook: Array) -> Array:
@@ -107,7 +113,15 @@ class VQVAE(Model):
             'gaussian_learned', as for the VAE (:mod:`minivae.likelihoods`).
         beta: the commitment weight (0.25 default). ``fit``'s ``beta_schedule`` would schedule it.
         activation: hidden activation.
-        codebook_scale: the codebook starts uniform in [-scale, scale]; default 1/K.
+        codebook_scale: the codebook starts as N(0, scale^2) draws (PyTorch's nn.Embedding with
+            scale 1). Codes far outside the encoder's outputs are never picked (dead codes):
+            restart them (:class:`CodeUsage`) or start from :meth:`kmeans_init`.
+        ema_decay: None (default) learns the codebook from the codebook term's gradient; a
+            decay g in [0, 1) instead sets each code to a moving average of the encoder outputs
+            assigned to it (the paper's appendix; 0.99 is usual), updated by every
+            ``loss_and_grads`` call (a training step); the codebook's gradient is then 0. The
+            averages (``ema_counts``, ``ema_sums``) are not parameters: a checkpoint does not
+            keep them, and a loaded model starts them afresh.
         seed, dtype, backend: as for the VAE.
 
     Parameters: ``encoder.W0, ..., decoder.W0, ..., codebook`` (K, D). Deterministic: no noise
@@ -125,7 +139,8 @@ class VQVAE(Model):
         beta: float = 0.25,
         activation: str = "relu",
         obs_var: float = 1.0,
-        codebook_scale: float | None = None,
+        codebook_scale: float = 1.0,
+        ema_decay: float | None = None,
         seed: int | None = 0,
         dtype: Any = "float32",
         backend: str | None = None,
@@ -147,8 +162,12 @@ class VQVAE(Model):
         self.obs_var = float(obs_var)
         self.beta = beta  # checked by the property
         self.activation = activation
-        scale = 1.0 / self.n_codes if codebook_scale is None else codebook_scale
-        self.codebook_scale = check_finite_scalar(scale, "codebook_scale", minimum=0.0)
+        self.codebook_scale = check_finite_scalar(codebook_scale, "codebook_scale", minimum=0.0)
+        if ema_decay is not None:
+            ema_decay = check_finite_scalar(ema_decay, "ema_decay", minimum=0.0)
+            if ema_decay >= 1.0:
+                raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+        self.ema_decay = ema_decay
         self.encoder = MLP([self.x_dim, *self.hidden, self.z_dim], activation, "encoder.")
         out_dim = self.likelihood.outputs_per_pixel * self.x_dim
         self.decoder = MLP([self.z_dim, *reversed(self.hidden), out_dim], activation, "decoder.")
@@ -161,8 +180,23 @@ class VQVAE(Model):
         # the codebook is drawn on the host from its own stream of the seed, so the MLPs' weights
         # are those of the same seed without a codebook, on every backend
         rng = np.random.default_rng(None if seed is None else [int(seed), 8])
-        host = rng.uniform(-self.codebook_scale, self.codebook_scale, (self.n_codes, self.code_dim))
+        host = self.codebook_scale * rng.standard_normal((self.n_codes, self.code_dim))
         self.params["codebook"] = to_device(host.astype(self.dtype), self.xp)
+        self.reset_ema()
+
+    def reset_ema(self, codes: Array | None = None) -> None:
+        """Forget the EMA statistics (all codes, or the integer array ``codes``): a code keeps
+        its value until an encoder output is assigned to it again. A no-op without ``ema_decay``.
+        """
+        if self.ema_decay is None:
+            return
+        if codes is None or not hasattr(self, "ema_counts"):
+            #: EMA state (not parameters, not in checkpoints): N_j and m_j of the module docstring
+            self.ema_counts = self.xp.zeros(self.n_codes, dtype=self.dtype)
+            self.ema_sums = self.xp.zeros((self.n_codes, self.code_dim), dtype=self.dtype)
+        else:
+            self.ema_counts[codes] = 0
+            self.ema_sums[codes] = 0
 
     @property
     def beta(self) -> float:
@@ -194,6 +228,7 @@ class VQVAE(Model):
             "activation": self.activation,
             "obs_var": self.obs_var,
             "codebook_scale": self.codebook_scale,
+            "ema_decay": self.ema_decay,
             "seed": self.seed,
             "dtype": self.dtype.name,
         }
@@ -306,8 +341,32 @@ class VQVAE(Model):
         # codebook term: d/de_j = (2/B) sum over the positions assigned to j of (e_j - z_e); its
         # sg[z_e] sends nothing to the encoder, and dz_q does not reach the codebook
         assigned = one_hot(codes, self.n_codes, self.dtype)  # (B*P, K)
-        grads["codebook"][...] = assigned.T @ (diff * (-2.0 / n))
+        if self.ema_decay is None:
+            grads["codebook"][...] = assigned.T @ (diff * (-2.0 / n))
+        else:
+            grads["codebook"][...] = 0.0
+            self._ema_update(assigned, z_e)
         return terms, grads
+
+    def _ema_update(self, assigned: Array, z_e: Array) -> None:
+        """The codebook as moving averages of its encoder outputs (van den Oord et al. 2017,
+        appendix A.1), in place of the codebook term's gradient:
+
+            N_j <- g N_j + (1 - g) n_j,   m_j <- g m_j + (1 - g) sum_{assigned to j} z_e,
+            e_j <- m_j / N_j   where N_j > 0 (a code never assigned keeps its value)
+
+        n_j: how many of the batch's outputs picked code j. The bias of the averages' zero start
+        cancels in the ratio.
+        """
+        xp, g = self.xp, self.ema_decay
+        self.ema_counts *= g
+        self.ema_counts += (1.0 - g) * assigned.sum(axis=0)
+        self.ema_sums *= g
+        self.ema_sums += (1.0 - g) * (assigned.T @ z_e)
+        codebook = self.params["codebook"]
+        alive = (self.ema_counts > 1e-6)[:, None]
+        counts = xp.maximum(self.ema_counts, 1e-6)[:, None]
+        codebook[...] = xp.where(alive, self.ema_sums / counts, codebook)
 
     # -------------------------------------------------------------------------------------
     # Code usage
@@ -341,7 +400,9 @@ class VQVAE(Model):
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         rows = rng.choice(z_e.shape[0], size=dead.size, replace=dead.size > z_e.shape[0])
         codebook = self.params["codebook"]
-        codebook[to_device(dead, self.xp)] = z_e[to_device(rows, self.xp)]
+        dead_on_device = to_device(dead, self.xp)
+        codebook[dead_on_device] = z_e[to_device(rows, self.xp)]
+        self.reset_ema(dead_on_device)
         return dead
 
     def kmeans_init(self, x: Any, iterations: int = 10, seed: Any = 0) -> list[float]:
@@ -371,6 +432,7 @@ class VQVAE(Model):
             diff = z_e - codebook[nearest_code(z_e, codebook)]
             inertia.append(float((diff * diff).sum()) / m)
         self.params["codebook"] = codebook
+        self.reset_ema()
         return inertia
 
 
@@ -415,3 +477,163 @@ class CodeUsage:
         if self.restart:
             moved = model.restart_dead_codes(batch, counts, self.min_count, self.rng).size
         self.restarted.append(int(moved))
+
+
+# ---------------------------------------------------------------------------------------------
+# A learned prior over the codes
+# ---------------------------------------------------------------------------------------------
+
+
+def codes_to_one_hot(codes: Any, n_codes: int) -> np.ndarray:
+    """Codes (n, P) integers in 0..K-1 -> (n, P * K) float32 rows, one one-hot block per position
+    (host NumPy): the data a :class:`CodePrior` is trained on."""
+    codes = to_numpy(codes)
+    if codes.ndim != 2 or np.dtype(codes.dtype).kind not in "iu":
+        raise TypeError(f"codes must be an (n, P) integer array, got {codes.dtype} {codes.shape}")
+    n_codes = check_positive_int(n_codes, "n_codes")
+    if codes.size and (codes.min() < 0 or codes.max() >= n_codes):
+        raise ValueError(f"codes must be in 0..{n_codes - 1}, got [{codes.min()}, {codes.max()}]")
+    n, positions = codes.shape
+    out = np.zeros((n, positions, n_codes), dtype=np.float32)
+    np.put_along_axis(out, codes[:, :, None], 1.0, axis=2)
+    return out.reshape(n, positions * n_codes)
+
+
+class CodePrior(Model):
+    """An autoregressive prior over a VQ-VAE's P codes, p(k) = prod_p p(k_p | k_1..k_{p-1}): one
+    masked MLP (MADE, Germain et al. 2015) gives all P conditionals in one pass.
+
+    Input: the codes as one-hot blocks x (batch, P * K) (:func:`codes_to_one_hot`). A hidden
+    unit h has a degree m_h in 0..P-2 and sees the inputs of positions <= m_h; the K logits of
+    position p see the hidden units with m_h < p, so they depend on earlier positions only (the
+    first position's are its bias: a marginal). Weights are multiplied by their 0/1 masks M:
+
+        a = x @ (W0 * M0) + b0,  h = relu(a),  logits = h @ (W1 * M1) + b1      (batch, P * K)
+        loss = (1/B) sum_b -log p(k_b) = (1/B) sum_{b,p} -log softmax(logits_{b,p})[k_{b,p}]
+
+    in nats, summed over positions, averaged over the batch (divide by log 2 for bits). Backward:
+    dlogits = (softmax - x) / B per position; dW1 = (h^T dlogits) * M1, dW0 = (x^T da) * M0.
+
+    Args: positions P, n_codes K, hidden width, seed, dtype, backend (as the other models).
+    Parameters ``made.W0`` (P K, H), ``made.b0``, ``made.W1`` (H, P K), ``made.b1``.
+    """
+
+    def __init__(
+        self,
+        positions: int,
+        n_codes: int,
+        hidden: int = 256,
+        seed: int | None = 0,
+        dtype: Any = "float32",
+        backend: str | None = None,
+    ):
+        self.positions = check_positive_int(positions, "positions (P)")
+        self.n_codes = check_positive_int(n_codes, "n_codes (K)")
+        self.hidden = check_positive_int(hidden, "hidden")
+        self.x_dim = self.positions * self.n_codes
+        width = self.x_dim
+        shapes = {"made.W0": (width, self.hidden), "made.b0": (self.hidden,),
+                  "made.W1": (self.hidden, width), "made.b1": (width,)}
+        self._setup(shapes, seed, dtype, backend)
+        position_of_input = np.repeat(np.arange(self.positions), self.n_codes)  # (P K,)
+        # hidden degrees cycle through 0..P-2 so every conditional gets its share of units
+        degree = np.arange(self.hidden) % max(1, self.positions - 1)
+        mask0 = (position_of_input[:, None] <= degree[None, :]).astype(self.dtype)
+        mask1 = (degree[:, None] < position_of_input[None, :]).astype(self.dtype)
+        rng = np.random.default_rng(seed)
+        w0, b0 = init_linear(rng, width, self.hidden, self.dtype)
+        w1, b1 = init_linear(rng, self.hidden, width, self.dtype)
+        self.mask0, self.mask1 = to_device(mask0, self.xp), to_device(mask1, self.xp)
+        for name, value in (("made.W0", w0 * mask0), ("made.b0", b0), ("made.W1", w1 * mask1),
+                            ("made.b1", b1)):
+            self.params[name] = to_device(value.astype(self.dtype), self.xp)
+
+    def networks(self) -> list:
+        return []  # the masked layers are initialised in __init__
+
+    def config(self) -> dict:
+        return {"class": "CodePrior", "positions": self.positions, "n_codes": self.n_codes,
+                "hidden": self.hidden, "seed": self.seed, "dtype": self.dtype.name}
+
+    def check_values(self, x: Array, name: str = "x") -> None:
+        """x must be one-hot blocks: 0/1 entries, exactly one 1 per position."""
+        blocks = x.reshape(x.shape[0], self.positions, self.n_codes)
+        if not bool((((x == 0) | (x == 1)).all()) and bool((blocks.sum(axis=2) == 1).all())):
+            raise ValueError(
+                f"{name} must hold one one-hot block of {self.n_codes} per position (0/1 entries, "
+                "one 1 per block); build it with codes_to_one_hot(codes, n_codes)"
+            )
+
+    def logits(self, x: Any) -> Array:
+        """The conditionals' logits for one-hot codes x: (batch, P, K); position p's depend on
+        positions < p only."""
+        x = self.prepare(x).x
+        return self._forward(x)[0].reshape(x.shape[0], self.positions, self.n_codes)
+
+    def _forward(self, x: Array) -> tuple[Array, tuple]:
+        p = self.params
+        a, cache0 = linear_forward(x, p["made.W0"] * self.mask0, p["made.b0"])
+        h, relu_cache = relu_forward(a)
+        out, cache1 = linear_forward(h, p["made.W1"] * self.mask1, p["made.b1"])
+        return out, (cache0, relu_cache, cache1)
+
+    def _log_softmax(self, out: Array) -> Array:
+        xp = self.xp
+        logits = out.reshape(out.shape[0], self.positions, self.n_codes)
+        shifted = logits - logits.max(axis=2, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=2, keepdims=True))
+
+    def log_prob(self, codes: Any) -> np.ndarray:
+        """log p(k) in nats for codes (n, P) integers: (n,) float64 on the host."""
+        x = codes_to_one_hot(codes, self.n_codes)
+        if x.shape[1] != self.x_dim:
+            raise ValueError(
+                f"codes must have {self.positions} positions, got {x.shape[1] // self.n_codes}"
+            )
+        batch = self.prepare(x.astype(self.dtype))
+        log_p = self._log_softmax(self._forward(batch.x)[0])
+        per_example = (log_p.reshape(len(batch), self.x_dim) * batch.x).sum(axis=1)
+        return to_numpy(per_example).astype(np.float64)
+
+    def objective(self, batch: Batch, eps: None, need_grads: bool) -> tuple[dict, Any]:
+        """loss = mean over the batch of -log p(k) (nats); see the class docstring."""
+        x, n = batch.x, len(batch)
+        out, (cache0, relu_cache, cache1) = self._forward(x)
+        log_p = self._log_softmax(out).reshape(n, self.x_dim)
+        loss = -float((log_p * x).sum()) / n
+        terms = {"loss": loss, "nll": loss}
+        if not need_grads:
+            return terms, None
+        xp, grads = self.xp, self.grads
+        dout = (xp.exp(log_p) - x) / n  # softmax - one-hot, per position
+        dh, dw1, db1 = linear_backward(dout, cache1)
+        da = relu_backward(dh, relu_cache)
+        _, dw0, db0 = linear_backward(da, cache0)
+        grads["made.W1"][...] = dw1 * self.mask1
+        grads["made.b1"][...] = db1
+        grads["made.W0"][...] = dw0 * self.mask0
+        grads["made.b0"][...] = db0
+        return terms, grads
+
+    def sample(self, n: int, seed: Any = None) -> Array:
+        """n code arrays k ~ p(k), one position at a time: (n, P) integers on the backend.
+
+        seed: an int, None or a generator (:func:`minivae.backend.generator`); a categorical
+        draw is the first index whose cumulative probability exceeds a uniform number.
+        """
+        from ..backend import generator
+
+        n = check_positive_int(n, "n")
+        xp = self.xp
+        rng = self.rng if seed is None else generator(seed, xp)
+        x = xp.zeros((n, self.x_dim), dtype=self.dtype)
+        codes = xp.zeros((n, self.positions), dtype=np.int64)
+        for p in range(self.positions):
+            block = slice(p * self.n_codes, (p + 1) * self.n_codes)
+            probs = xp.exp(self._log_softmax(self._forward(x)[0])[:, p, :])
+            u = to_device(rng.random((n, 1)), xp).astype(probs.dtype)
+            k = (xp.cumsum(probs, axis=1) < u).sum(axis=1)
+            k = xp.minimum(k, self.n_codes - 1)  # rounding: the last cumulative sum may be < u
+            codes[:, p] = k
+            x[:, block] = one_hot(k, self.n_codes, self.dtype)
+        return codes

@@ -161,10 +161,11 @@ def test_beta_weighs_the_encoder_side_only():
         assert same == (not name.startswith("encoder.")), name
 
 
-@pytest.mark.parametrize("likelihood", LIKELIHOODS)
-def test_backends_give_numpy_numbers(likelihood, device_backend_name):
-    ref, x = _tiny(likelihood)
-    model, _ = _tiny(likelihood, backend=device_backend_name)
+@pytest.mark.parametrize(("likelihood", "ema_decay"),
+                         [(name, None) for name in LIKELIHOODS] + [("bernoulli", 0.9)])
+def test_backends_give_numpy_numbers(likelihood, ema_decay, device_backend_name):
+    ref, x = _tiny(likelihood, ema_decay=ema_decay)
+    model, _ = _tiny(likelihood, backend=device_backend_name, ema_decay=ema_decay)
     xp = model.xp
 
     def to_xp(a):
@@ -186,6 +187,16 @@ def test_backends_give_numpy_numbers(likelihood, device_backend_name):
     np.testing.assert_array_equal(backend.to_numpy(model.codes(to_xp(x))), ref.codes(x))
     np.testing.assert_array_equal(model.code_counts(x), ref.code_counts(x))
     assert_matches_numpy(model.reconstruct(x), np.asarray(ref.reconstruct(x)), err_msg="x_hat")
+    if ema_decay is not None:  # the EMA step moved both codebooks alike
+        assert_matches_numpy(model.params["codebook"], np.asarray(ref.params["codebook"]),
+                             err_msg="EMA codebook")
+    # restarts and k-means run on the device too
+    assert_matches_numpy(model.kmeans_init(to_xp(x), iterations=2, seed=0),
+                         ref.kmeans_init(x, iterations=2, seed=0), err_msg="k-means")
+    np.testing.assert_array_equal(model.restart_dead_codes(x, np.array([0, 1, 0, 1]), seed=0),
+                                  ref.restart_dead_codes(x, np.array([0, 1, 0, 1]), seed=0))
+    assert_matches_numpy(model.params["codebook"], np.asarray(ref.params["codebook"]),
+                         err_msg="restarted codebook")
 
 
 def test_float32_matches_float64(backend_name, to_xp, assert_matches_numpy):
@@ -466,3 +477,157 @@ def test_same_seed_same_numbers(backend_name):
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
     other = VQVAE(64, n_codes=8, z_dim=8, positions=4, hidden=(16,), seed=4)
     assert not np.array_equal(backend.to_numpy(other.params.flat), runs[0][2])
+
+
+# ----------------------------------------------------------------------------- EMA codebook
+
+
+def test_ema_codebook_moves_codes_to_the_mean_of_their_outputs_and_sends_no_gradient():
+    model, x = _tiny(ema_decay=0.0)  # decay 0: each code jumps to the mean of its batch outputs
+    gradient_model, _ = _tiny()
+    codes = _host_codes(model, x).reshape(-1)
+    z_e = np.asarray(model.encode(x)).reshape(-1, 2)
+    grads = model.loss_and_grads(x)[1]
+    reference = gradient_model.loss_and_grads(x)[1]
+    np.testing.assert_array_equal(grads["codebook"], 0.0)
+    for name in grads:  # the encoder's and the decoder's gradients are those of the loss
+        if name != "codebook":
+            np.testing.assert_array_equal(grads[name], reference[name])
+    codebook = np.asarray(model.params["codebook"])
+    for j in range(4):
+        np.testing.assert_allclose(codebook[j], z_e[codes == j].mean(axis=0), rtol=1e-12)
+
+
+def test_ema_averages_over_steps_and_a_restart_forgets_the_code():
+    model, x = _tiny(ema_decay=0.5)
+    z_e = np.asarray(model.encode(x)).reshape(-1, 2)
+    codes = _host_codes(model, x).reshape(-1)
+    model.loss_and_grads(x)
+    first = np.asarray(model.params["codebook"]).copy()
+    # N_j = 0.5 n_j, m_j = 0.5 sum z_e: the ratio is the batch mean (no bias from the zero start)
+    np.testing.assert_allclose(first[0], z_e[codes == 0].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(model.ema_counts, 0.5 * np.bincount(codes, minlength=4))
+    model.reset_ema(np.array([1]))
+    assert model.ema_counts[1] == 0 and (model.ema_sums[1] == 0).all()
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        VQVAE(6, ema_decay=1.0)
+
+
+# ----------------------------------------------------------------------------- the code prior
+
+
+def _tiny_prior(**kwargs):
+    from minivae.models import CodePrior
+
+    kwargs.setdefault("dtype", "float64")
+    prior = CodePrior(3, 4, hidden=7, seed=0, **kwargs)
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 4, size=(9, 3))
+    return prior, codes
+
+
+def test_code_prior_is_a_normalised_autoregressive_distribution():
+    import itertools
+
+    from minivae.models.vqvae import codes_to_one_hot
+
+    prior, _ = _tiny_prior()
+    every = np.array(list(itertools.product(range(4), repeat=3)))
+    assert np.exp(prior.log_prob(every)).sum() == pytest.approx(1.0, rel=1e-12)
+    # position p's logits do not depend on positions >= p
+    x = codes_to_one_hot(every[:1], 4).astype(np.float64)
+    base = np.asarray(prior.logits(x))[0]
+    for q in range(3):
+        changed = every[:1].copy()
+        changed[0, q] = (changed[0, q] + 1) % 4
+        other = np.asarray(prior.logits(codes_to_one_hot(changed, 4).astype(np.float64)))[0]
+        np.testing.assert_array_equal(other[: q + 1], base[: q + 1])
+        assert not np.allclose(other[q + 1:], base[q + 1:]) or q == 2
+
+
+def test_code_prior_gradient_by_finite_differences_and_torch():
+    from minivae.models.vqvae import codes_to_one_hot
+
+    prior, codes = _tiny_prior()
+    rng = np.random.default_rng(4)
+    for name in prior.params:  # non-trivial weights of both signs, masked entries kept at 0
+        mask = {"made.W0": prior.mask0, "made.W1": prior.mask1}.get(name, 1.0)
+        prior.params[name] = rng.standard_normal(prior.params[name].shape) * mask
+    x = codes_to_one_hot(codes, 4).astype(np.float64)
+    terms, grads = prior.loss_and_grads(x)
+    assert terms["loss"] == pytest.approx(-prior.log_prob(codes).mean(), rel=1e-12)
+    analytic = {name: np.array(g) for name, g in grads.items()}
+    err = fd_max_error("CodePrior", lambda: prior.loss(x)["loss"], prior.params, analytic)
+    assert err < 1e-6
+    assert (analytic["made.W0"][prior.mask0 == 0] == 0).all()
+
+    torch = pytest.importorskip("torch")
+    w0 = torch.tensor(np.array(prior.params["made.W0"]), requires_grad=True)
+    b0 = torch.tensor(np.array(prior.params["made.b0"]), requires_grad=True)
+    w1 = torch.tensor(np.array(prior.params["made.W1"]), requires_grad=True)
+    b1 = torch.tensor(np.array(prior.params["made.b1"]), requires_grad=True)
+    h = torch.relu(torch.from_numpy(x) @ (w0 * torch.from_numpy(prior.mask0)) + b0)
+    logits = (h @ (w1 * torch.from_numpy(prior.mask1)) + b1).reshape(9, 3, 4)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(27, 4), torch.from_numpy(codes.reshape(-1)), reduction="sum") / 9
+    loss.backward()
+    assert terms["loss"] == pytest.approx(loss.item(), rel=1e-12)
+    worst = max(rel_error(grads[n], t.grad.numpy()) for n, t in
+                (("made.W0", w0), ("made.b0", b0), ("made.W1", w1), ("made.b1", b1)))
+    report("TORCH-ERR", "CodePrior", worst)
+    assert worst < 1e-10
+
+
+def test_code_prior_samples_follow_its_probabilities(backend_name):
+    import itertools
+
+    prior, _ = _tiny_prior(backend=backend_name)
+    rng = np.random.default_rng(6)
+    for name in prior.params:
+        mask = {"made.W0": prior.mask0, "made.W1": prior.mask1}.get(name, 1.0)
+        value = rng.standard_normal(prior.params[name].shape) * backend.to_numpy(mask)
+        prior.params[name] = backend.to_device(value, prior.xp)
+    samples = backend.to_numpy(prior.sample(20000, seed=np.random.default_rng(0)))
+    assert samples.shape == (20000, 3) and samples.min() >= 0 and samples.max() <= 3
+    every = np.array(list(itertools.product(range(4), repeat=3)))
+    expected = np.exp(prior.log_prob(every))
+    index = samples @ np.array([16, 4, 1])
+    observed = np.bincount(index, minlength=64) / 20000
+    # each of the 64 frequencies within 4 standard errors of its probability
+    assert np.all(np.abs(observed - expected) <= 4 * np.sqrt(expected * (1 - expected) / 20000)
+                  + 1e-4)
+
+
+def test_code_prior_bad_input_and_checkpoint(tmp_path):
+    from minivae.models.vqvae import codes_to_one_hot
+
+    prior, codes = _tiny_prior()
+    x = codes_to_one_hot(codes, 4).astype(np.float64)
+    with pytest.raises(ValueError, match="one one-hot block of 4 per position"):
+        prior.loss(x * 0.5)
+    with pytest.raises(ValueError, match=r"codes must be in 0\.\.3"):
+        codes_to_one_hot(codes + 1, 4)
+    with pytest.raises(TypeError, match="integer array"):
+        codes_to_one_hot(codes.astype(float), 4)
+    with pytest.raises(ValueError, match="positions \\(P\\) must be >= 1"):
+        type(prior)(0, 4)
+    path = minivae.save(prior, tmp_path / "prior.npz")
+    loaded = minivae.load(path)
+    assert loaded.config() == prior.config() and loaded.loss(x) == prior.loss(x)
+
+
+@pytest.mark.slow
+def test_code_prior_learns_dependent_codes():
+    """Codes where position 2 copies position 1: the prior learns the copy (its loss falls to
+    near the best possible 2 log 4 nats; independent positions give 3 log 4), samples copy too."""
+    from minivae.models.vqvae import codes_to_one_hot
+
+    prior, _ = _tiny_prior(dtype="float32")
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 4, size=2000)
+    codes = np.stack([first, first, rng.integers(0, 4, size=2000)], axis=1)
+    x = codes_to_one_hot(codes, 4)
+    history = fit(prior, x[:1600], x[1600:], epochs=40, batch_size=100, lr=1e-2, progress=False)
+    assert history.val["loss"][-1] < 2 * math.log(4) + 0.1
+    samples = backend.to_numpy(prior.sample(500, seed=0))
+    assert (samples[:, 0] == samples[:, 1]).mean() > 0.9
