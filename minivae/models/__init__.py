@@ -8,6 +8,8 @@ from .autoencoder import Autoencoder
 from .base import Batch, LatentVariableModel, Model
 from .classifier import Classifier
 from .cvae import CVAE
+from .flow_vae import FlowVAE
+from .iwae import IWAE
 from .m2 import M2
 from .vae import VAE
 from .vqvae import VQVAE, CodePrior
@@ -19,3 +21,5 @@ __all__ = ["MODELS", "VAE", "VQVAE", "Autoencoder", "Batch", "LatentVariableMode
 __all__ += ["CVAE", "M2", "Classifier"]
 MODELS.update({"CodePrior": CodePrior})
 __all__ += ["CodePrior"]
+MODELS.update({"FlowVAE": FlowVAE, "IWAE": IWAE})
+__all__ += ["FlowVAE", "IWAE"]
