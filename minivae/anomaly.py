@@ -22,7 +22,7 @@ import numpy as np
 from . import backend
 from .backend import Array
 from .kl import kl_standard_normal_elementwise
-from .models.base import Batch, LatentVariableModel
+from .models.base import Batch, LatentVariableModel, checked_overflow
 from .validation import check_positive_int
 
 __all__ = [
@@ -44,11 +44,13 @@ def _prepare(model: Any, x: Any, what: str) -> Batch:
     return model.prepare(x)
 
 
+@checked_overflow
 def reconstruction_error(model: LatentVariableModel, x: Array) -> np.ndarray:
     """sum_d (x_d - x_hat_d)^2 per example, x_hat = mean of p(x | z = mu(x)): (batch,) float64."""
     batch = _prepare(model, x, "reconstruction_error")
     diff = model.reconstruct(batch) - batch.x
-    return backend.to_numpy((diff * diff).sum(axis=1)).astype(np.float64)
+    score = model.check_result((diff * diff).sum(axis=1), "reconstruction_error(x)", x=batch)
+    return backend.to_numpy(score).astype(np.float64)
 
 
 def _log_px_samples(model: LatentVariableModel, batch: Any, n_samples: int, seed: Any) -> Array:
@@ -58,6 +60,7 @@ def _log_px_samples(model: LatentVariableModel, batch: Any, n_samples: int, seed
     return model.importance_samples(batch, n_samples, rng).log_px_z
 
 
+@checked_overflow
 def reconstruction_probability(
     model: LatentVariableModel, x: Array, n_samples: int = 10, seed: Any = 0
 ) -> np.ndarray:
@@ -70,9 +73,11 @@ def reconstruction_probability(
     """
     batch = _prepare(model, x, "reconstruction_probability")
     log_px = _log_px_samples(model, batch, n_samples, seed)
-    return backend.to_numpy(-log_px.mean(axis=0))
+    score = model.check_result(-log_px.mean(axis=0), "reconstruction_probability(x)", x=batch)
+    return backend.to_numpy(score)
 
 
+@checked_overflow
 def negative_elbo(
     model: LatentVariableModel, x: Array, n_samples: int = 10, seed: Any = 0
 ) -> np.ndarray:
@@ -84,7 +89,8 @@ def negative_elbo(
     log_px = _log_px_samples(model, batch, n_samples, seed)
     mu, logvar = model.posterior(batch)
     kl = kl_standard_normal_elementwise(mu, logvar).sum(axis=1)
-    return backend.to_numpy(-log_px.mean(axis=0) + kl).astype(np.float64)
+    score = model.check_result(-log_px.mean(axis=0) + kl, "negative_elbo(x)", x=batch)
+    return backend.to_numpy(score).astype(np.float64)
 
 
 def _check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +103,11 @@ def _check_scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarr
     if scores.shape != labels.shape:
         raise ValueError(
             f"scores and labels must have the same length, got {scores.shape} and {labels.shape}"
+        )
+    if scores.size == 0:
+        raise ValueError(
+            "scores and labels are empty; a ROC curve needs at least one normal example "
+            "(label 0) and one anomaly (label 1)"
         )
     if scores.dtype.kind not in "fiu":
         raise TypeError(f"scores must be real numbers, got dtype {scores.dtype}")

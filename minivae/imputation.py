@@ -25,9 +25,9 @@ import numpy as np
 from . import backend
 from .backend import Array
 from .importance import normal_log_density, normalized_weights
-from .masks import check_mask
-from .models.base import LatentVariableModel
-from .validation import check_positive_int
+from .masks import check_mask, check_real_array
+from .models.base import LatentVariableModel, checked_overflow
+from .validation import NotFiniteError, all_finite, check_positive_int
 
 __all__ = [
     "imputation_mse",
@@ -49,19 +49,58 @@ def _latent_model(model: Any, what: str) -> LatentVariableModel:
     return model
 
 
-def mean_imputation(x: Array, mask: Array) -> Array:
-    """The baseline: each missing entry gets its column's mean over the observed entries."""
+def _incomplete(x: Any, mask: Any, name: str = "x") -> tuple[Array, Array]:
+    """(x, mask) checked: floats (n, d), a mask that fits, finite observed entries (missing
+    ones may hold anything, NaN included), both on the same backend."""
+    x = check_real_array(x, name, floating=True)
+    if len(x.shape) != 2:
+        raise ValueError(
+            f"{name} must have 2 axes (n, d), got shape {tuple(x.shape)}; "
+            "for one column use x[:, None]"
+        )
     mask = check_mask(mask, x.shape)
     xp = backend.array_module(x, mask)  # a NumPy mask may go with CuPy data, and vice versa
     x, mask = backend.to_device(x, xp), backend.to_device(mask, xp)
+    observed = xp.where(mask, x, 0)
+    if not all_finite(observed):
+        bad = int((~xp.isfinite(observed)).sum())
+        raise ValueError(
+            f"{name} has {bad} NaN or infinite values at observed entries (mask True); "
+            "mark them missing (mask False) or fix them"
+        )
+    return x, mask
+
+
+def mean_imputation(x: Array, mask: Array) -> Array:
+    """The baseline: each missing entry gets its column's mean over the observed entries.
+
+        x_hat_bd = x_bd if mask_bd else (sum_b' mask_b'd x_b'd) / (sum_b' mask_b'd)
+
+    x: (n, d) floats (missing entries are never read and may hold NaN); mask: (n, d) booleans.
+    A column with no observed entry has no mean: a ValueError names it.
+    """
+    x, mask = _incomplete(x, mask)
+    xp = backend.array_module(x)
     filled = xp.where(mask, x, 0)
     counts = mask.sum(axis=0)
+    if bool((counts == 0).any()):
+        empty = backend.to_numpy(xp.flatnonzero(counts == 0))[:5].tolist()
+        raise ValueError(
+            f"mask has {int((counts == 0).sum())} column(s) with no observed entry (e.g. "
+            f"columns {empty}): they have no mean to impute from"
+        )
     means = filled.sum(axis=0) / xp.maximum(counts, 1)
     return xp.where(mask, x, means[None, :]).astype(x.dtype, copy=False)
 
 
 def imputation_mse(x_imputed: Array, x_true: Array, mask: Array) -> float:
-    """Mean squared error over the missing entries only: mean_{(b,d): not mask} (x_imp - x)^2."""
+    """Mean squared error over the missing entries only: mean_{(b,d): not mask} (x_imp - x)^2.
+
+    x_imputed, x_true: arrays of the same shape (lists are converted), finite at the missing
+    entries; mask: booleans of that shape, True = observed.
+    """
+    x_true = check_real_array(x_true, "x_true")
+    x_imputed = check_real_array(x_imputed, "x_imputed")
     mask = check_mask(mask, x_true.shape)
     if tuple(x_imputed.shape) != tuple(x_true.shape):
         raise ValueError(
@@ -71,10 +110,25 @@ def imputation_mse(x_imputed: Array, x_true: Array, mask: Array) -> float:
     missing = ~backend.to_numpy(mask)
     if not missing.any():
         raise ValueError("mask has no missing entry: there is nothing to score")
+    for name, values in (("x_imputed", x_imputed), ("x_true", x_true)):
+        at_missing = backend.to_numpy(values)[missing]
+        if not np.isfinite(at_missing).all():
+            raise ValueError(
+                f"{name} has {int((~np.isfinite(at_missing)).sum())} NaN or infinite values at "
+                "the missing entries it is scored on"
+            )
     diff = backend.to_numpy(x_imputed).astype(np.float64) - backend.to_numpy(x_true)
-    return float((diff[missing] ** 2).mean())
+    with np.errstate(over="ignore"):
+        mse = float((diff[missing] ** 2).mean())
+    if not np.isfinite(mse):
+        raise ValueError(
+            "the squared errors overflow float64: x_imputed and x_true differ by up to "
+            f"{float(np.abs(diff[missing]).max()):.3g}; rescale both"
+        )
+    return mse
 
 
+@checked_overflow
 def pseudo_gibbs_step(
     model: LatentVariableModel,
     x_tilde: Array,
@@ -102,7 +156,8 @@ def pseudo_gibbs_step(
         eps = model.draw_eps(x_tilde.shape[0], rng)
     else:
         eps = model.check_eps(eps, x_tilde.shape[0])
-    return _pseudo_gibbs_step(model, x_tilde, mask, eps, rng, sample_x)[0]
+    x_new = _pseudo_gibbs_step(model, x_tilde, mask, eps, rng, sample_x)[0]
+    return model.check_result(x_new, "pseudo_gibbs_step's imputation", x=x_tilde)
 
 
 def _pseudo_gibbs_step(
@@ -112,11 +167,18 @@ def _pseudo_gibbs_step(
     """(new x_tilde, E[x | z]) for one pseudo-Gibbs step; inputs already checked."""
     xp = model.xp
     mu, logvar = model.posterior(x_tilde)
-    z = mu + xp.exp(0.5 * logvar) * eps
+    z = _finite_z(model, mu + xp.exp(0.5 * logvar) * eps, x_tilde)
     out = model.decoder_output(z)
     x_mean = model.likelihood.mean(out)
     fill = model.likelihood.sample(out, rng) if sample_x else x_mean
     return xp.where(mask, x_tilde, fill), x_mean
+
+
+def _finite_z(model: LatentVariableModel, z: Array, x: Array) -> Array:
+    """z if finite; else a NotFiniteError naming the overflow (not a 'bad z' in the decoder)."""
+    if not all_finite(z):
+        raise NotFiniteError(model.explain_overflow("the chain's z ~ q(z|x)", x=x))
+    return z
 
 
 def _chain_args(n_steps: int, burn_in: int | None) -> tuple[int, int]:
@@ -129,6 +191,7 @@ def _chain_args(n_steps: int, burn_in: int | None) -> tuple[int, int]:
     return n_steps, int(burn_in)
 
 
+@checked_overflow
 def pseudo_gibbs(
     model: LatentVariableModel,
     x: Array,
@@ -164,9 +227,11 @@ def pseudo_gibbs(
         x_tilde, x_mean = _pseudo_gibbs_step(model, x_tilde, mask, eps, rng, sample_x)
         if t >= burn_in:
             total += x_mean
-    return model.xp.where(mask, x, total / (n_steps - burn_in))
+    x_hat = model.xp.where(mask, x, total / (n_steps - burn_in))
+    return model.check_result(x_hat, "pseudo_gibbs's imputation", x=x)
 
 
+@checked_overflow
 def metropolis_within_gibbs(
     model: LatentVariableModel,
     x: Array,
@@ -195,12 +260,12 @@ def metropolis_within_gibbs(
     batch = x.shape[0]
     x_tilde = x
     mu, logvar = model.posterior(x_tilde)
-    z = mu + xp.exp(0.5 * logvar) * model.draw_eps(batch, rng)
+    z = _finite_z(model, mu + xp.exp(0.5 * logvar) * model.draw_eps(batch, rng), x)
     out = model.decoder_output(z)
     total = xp.zeros_like(x)
     for t in range(n_steps):
         mu, logvar = model.posterior(x_tilde)
-        z_new = mu + xp.exp(0.5 * logvar) * model.draw_eps(batch, rng)
+        z_new = _finite_z(model, mu + xp.exp(0.5 * logvar) * model.draw_eps(batch, rng), x_tilde)
         out_new = model.decoder_output(z_new)
         # p(z) enters as -z^2/2: its constant cancels in the ratio
         log_rho = (
@@ -216,9 +281,11 @@ def metropolis_within_gibbs(
         x_tilde = xp.where(mask, x, lik.sample(out, rng))
         if t >= burn_in:
             total += lik.mean(out)
-    return xp.where(mask, x, total / (n_steps - burn_in))
+    x_hat = xp.where(mask, x, total / (n_steps - burn_in))
+    return model.check_result(x_hat, "metropolis_within_gibbs's imputation", x=x)
 
 
+@checked_overflow
 def importance_weighted_imputation(
     model: LatentVariableModel,
     x: Array,
@@ -247,4 +314,5 @@ def importance_weighted_imputation(
     )
     w = normalized_weights(samples.log_w, axis=0)  # (K, batch), float64
     x_hat = (w[:, :, None] * samples.means).sum(axis=0).astype(model.dtype)
-    return xp.where(prepared.mask, prepared.x, x_hat)
+    x_hat = xp.where(prepared.mask, prepared.x, x_hat)
+    return model.check_result(x_hat, "importance_weighted_imputation's result", x=prepared)

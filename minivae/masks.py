@@ -21,9 +21,26 @@ import numpy as np
 
 from . import backend
 from .backend import Array
-from .validation import check_positive_int
+from .validation import check_positive_int, check_probability
 
-__all__ = ["block_mask", "check_mask", "mcar_mask", "zero_fill"]
+__all__ = ["block_mask", "check_mask", "check_real_array", "mcar_mask", "zero_fill"]
+
+
+def check_real_array(x: Any, name: str = "x", *, floating: bool = False) -> Any:
+    """``x`` as an array of real numbers (a list or tuple is converted to NumPy).
+
+    With ``floating``, integer arrays are refused too (a mean of them would be truncated).
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        if not isinstance(x, (list, tuple)):
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+        x = np.asarray(x)
+    kind = np.dtype(str(x.dtype)).kind
+    if kind not in ("f" if floating else "fiu"):
+        what = "floating-point numbers" if floating else "real numbers"
+        hint = "; convert it first, e.g. x.astype(np.float64)" if kind in "iub" else ""
+        raise TypeError(f"{name} must hold {what}, got dtype {x.dtype}{hint}")
+    return x
 
 
 def check_mask(mask: Any, shape: Sequence[int], name: str = "mask") -> Any:
@@ -73,12 +90,9 @@ def mcar_mask(shape: Sequence[int], missing_rate: float, seed: Any = 0) -> np.nd
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     shape = tuple(check_positive_int(s, "each size in shape") for s in shape)
-    if isinstance(missing_rate, bool) or not isinstance(missing_rate, (int, float, np.floating)):
-        raise TypeError(f"missing_rate must be a number in [0, 1), got {missing_rate!r}")
-    if not 0.0 <= float(missing_rate) < 1.0:
-        raise ValueError(f"missing_rate must be in [0, 1), got {missing_rate}")
+    missing_rate = check_probability(missing_rate, "missing_rate", strict_maximum=True)
     rng = backend.generator(seed, np)
-    mask = rng.random(shape) >= float(missing_rate)
+    mask = rng.random(shape) >= missing_rate
     if len(shape) == 2:
         empty = np.flatnonzero(~mask.any(axis=1))
         mask[empty, rng.integers(0, shape[1], size=empty.size)] = True
@@ -115,7 +129,13 @@ def block_mask(
 
 
 def zero_fill(x: Array, mask: Array) -> Array:
-    """x with every missing entry set to 0: ``where(mask, x, 0)`` (also clears NaNs there)."""
+    """x with every missing entry set to 0: ``where(mask, x, 0)`` (also clears NaNs there).
+
+    x: an array of real numbers (a list is converted); mask: booleans of exactly x's shape
+    (:func:`check_mask`; no broadcasting, which would silently apply one row's mask to all).
+    """
+    x = check_real_array(x, "x")
+    mask = check_mask(mask, x.shape)
     xp = backend.array_module(x, mask)  # a NumPy mask may go with CuPy data, and vice versa
     x, mask = backend.to_device(x, xp), backend.to_device(mask, xp)
     return xp.where(mask, x, 0).astype(x.dtype, copy=False)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .validation import check_positive_int
+from .validation import check_positive_int, check_real
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_j]) above which a unit counts as active.
 ACTIVE_THRESHOLD = 0.01
@@ -52,8 +52,9 @@ def latent_activity(mu: Any) -> np.ndarray:
 def active_units(mu: Any, threshold: float = ACTIVE_THRESHOLD) -> int:
     """The number of latents with Var_x(E_q[z_j | x]) > threshold (0.01, Burda et al. 2016).
 
-    mu: (n, latent) posterior means over a data set.
+    mu: (n, latent) posterior means over a data set; threshold: a finite number >= 0.
     """
+    threshold = check_real(threshold, "threshold", minimum=0.0)
     return int((latent_activity(mu) > threshold).sum())
 
 

@@ -76,6 +76,16 @@ class Parameters(MutableMapping):
         value = xp.asarray(value)
         if not bool(xp.isfinite(value).all()):
             raise ValueError(f"parameter {name!r}: the new value contains NaN or inf")
+        if value.dtype != self.flat.dtype:
+            # finite float64 values can overflow float32 (1e300 -> inf) in the assignment below
+            with np.errstate(over="ignore"):  # the overflow is reported just below
+                cast = value.astype(self.flat.dtype)
+            if not bool(xp.isfinite(cast).all()):
+                raise ValueError(
+                    f"parameter {name!r}: the new value holds numbers too large for "
+                    f"{self.flat.dtype} (they overflow to inf when cast)"
+                )
+            value = cast
         view[...] = value
 
     def __delitem__(self, name: str) -> None:

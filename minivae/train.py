@@ -138,7 +138,8 @@ def fit(
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
-    seed = check_seed(seed, "seed")
+    if not isinstance(seed, np.random.Generator):  # a NumPy generator may drive the shuffling
+        seed = check_seed(seed, "seed")
     if beta_schedule is not None and not hasattr(model, "beta"):
         # an Autoencoder has no KL term: the schedule would be set and silently ignored
         raise TypeError(
@@ -246,6 +247,7 @@ def _check_finite(
         )
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # it scores what overflowed
 def _diagnose(model: Any, minibatch: Any, eps: Any, start_flat: Array | None) -> str:
     """Whether the data or the step size made this minibatch's loss or gradient non-finite.
 

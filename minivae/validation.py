@@ -170,7 +170,7 @@ def check_finite_scalar(value: Any, name: str, *, minimum: float | None = None) 
 
 def check_probability(value: Any, name: str, *, strict_maximum: bool = False) -> float:
     """A number in [0, 1] (or [0, 1) with ``strict_maximum``), returned as a float."""
-    return check_real(value, name, minimum=0.0, maximum=1.0, strict_maximum=strict_maximum)
+    return check_real(value, name, minimum=0, maximum=1, strict_maximum=strict_maximum)
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
@@ -279,7 +279,8 @@ def explain_overflow(what: str, inputs: dict[str, Any], dtype: Any) -> str:
     if extreme and extreme[0] != "parameter":
         cause = (
             f"the {extreme[0]} values are extreme: rescale or standardize them "
-            "(minivae.data.standardize) or use dtype='float64'"
+            "(minivae.data.standardize)"
+            + (" or use dtype='float64'" if np.dtype(dtype) == np.float32 else "")
         )
     elif extreme:
         cause = "the parameters are extreme (a diverged run?): retrain or reload them"

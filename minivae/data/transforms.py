@@ -195,12 +195,29 @@ def _standardize_f64(
     x: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x64 = x.astype(np.float64)
-    if mean is None:
-        mean = x64.mean(axis=0)
-    if std is None:
-        std = x64.std(axis=0)
-        std = np.where(std > 0, std, 1.0)  # a constant column is centred, not divided by 0
-    return (x64 - mean) / std, mean, std
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing columns are redone below
+        if mean is None:
+            mean = x64.mean(axis=0)
+        if std is None:
+            std = x64.std(axis=0)
+            std = np.where(std > 0, std, 1.0)  # a constant column is centred, not divided by 0
+            # a column of finite values near 1e154 or above overflows in the squares: its std
+            # came out inf (and every value / inf = 0). Compute it on the column scaled by its
+            # largest magnitude instead: std(x) = s * std(x / s), exact up to rounding.
+            overflowed = ~np.isfinite(std) | ~np.isfinite(mean)
+            if overflowed.any():
+                mean, std = mean.copy(), std.copy()
+                for j in np.flatnonzero(overflowed):
+                    scale = float(np.abs(x64[:, j]).max())
+                    scaled = x64[:, j] / scale
+                    mean[j], std[j] = scale * scaled.mean(), scale * scaled.std()
+        x_std = (x64 - mean) / std
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.isfinite(x_std).all()):
+        raise ValueError(
+            "standardize overflows float64 on this x (values up to "
+            f"{float(np.abs(x64).max()):.3g}); rescale it first"
+        )
+    return x_std, mean, std
 
 
 def standardize(
@@ -241,4 +258,13 @@ def standardize(
     if std_arr is not None and not (std_arr > 0).all():
         raise ValueError(f"std must be > 0 in every column, got minimum {std_arr.min():g}")
     x_std, mean_out, std_out = _standardize_f64(x, mean_arr, std_arr)
-    return x_std.astype(dtype), mean_out.astype(dtype), std_out.astype(dtype)
+    with np.errstate(over="ignore"):  # reported below
+        out = x_std.astype(dtype), mean_out.astype(dtype), std_out.astype(dtype)
+    for name, value, value64 in zip(("x_std", "mean", "std"), out, (x_std, mean_out, std_out),
+                                    strict=True):
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"standardize: {name} overflows {dtype.name} (values up to "
+                f"{float(np.abs(value64).max()):.3g}); pass float64 data, or rescale them"
+            )
+    return out

@@ -15,7 +15,7 @@ from ..losses import bernoulli_nll, mse
 from ..mlp import MLP
 from ..params import Parameters
 from ..validation import check_data, check_positive_int, check_unit_interval
-from .base import Batch, Model, check_hidden, stack_shapes
+from .base import Batch, Model, check_hidden, checked_overflow, stack_shapes
 
 LOSSES = ("mse", "bernoulli")
 
@@ -82,12 +82,14 @@ class Autoencoder(Model):
             )
         return super().prepare(x, name, labels=labels)
 
+    @checked_overflow
     def encode(self, x: Any) -> Array:
         """z = encoder(x): (batch, x_dim) -> (batch, z_dim)."""
         batch = self.prepare(x)
         return self.check_result(self.encoder.forward(self.params, batch.x)[0], "encode(x)",
                                  x=batch)
 
+    @checked_overflow
     def decode(self, z: Any) -> Array:
         """x_hat = decoder(z) (through a sigmoid for the 'bernoulli' loss): (batch, x_dim)."""
         z = self._to_model_dtype(check_data(z, "z", dim=self.z_dim), "z")  # finite after the cast
@@ -99,6 +101,7 @@ class Autoencoder(Model):
         """x_hat = decode(encode(x)): (batch, x_dim)."""
         return self.decode(self.encode(x))
 
+    @checked_overflow
     def loss_and_grads(
         self, x: Any, eps: None = None, *, target: Any = None, mask: Any = None,
         labels: Any = None,

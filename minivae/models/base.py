@@ -54,6 +54,12 @@ from ..validation import (
 
 __all__ = ["UNLABELLED", "Batch", "LatentVariableModel", "Model", "check_class_labels"]
 
+#: For the public methods whose results are checked for NaN and inf (``check_terms``,
+#: ``check_result``): NumPy's overflow warnings are silenced there, as in ``fit``, so that the
+#: error that names the cause is what a user sees (and what tests see under ``-W error``).
+#: A decorator only: a decorating np.errstate is re-entrant, a ``with`` of one instance is not.
+checked_overflow = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -216,7 +222,8 @@ class Model:
     def _to_model_dtype(self, x: Array, name: str) -> Array:
         x = backend.to_device(x, self.xp)
         if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
+            with np.errstate(over="ignore"):  # an overflow is reported just below
+                x = x.astype(self.dtype)
             # finite float64 data can overflow float32 (1e300 -> inf): stop it here, not as a
             # NaN loss many steps later
             if not all_finite(x):
@@ -277,6 +284,7 @@ class Model:
     # The objective
     # ---------------------------------------------------------------------------------------
 
+    @checked_overflow
     def loss_and_grads(
         self, x: Any, eps: Array | None = None, *, mask: Any = None, labels: Any = None
     ) -> tuple[dict, Parameters]:
@@ -291,6 +299,7 @@ class Model:
         terms, grads = self.objective(batch, eps, need_grads=True)
         return self.check_terms(terms, batch, "the loss"), grads
 
+    @checked_overflow
     def loss(
         self, x: Any, eps: Array | None = None, *, mask: Any = None, labels: Any = None
     ) -> dict:
@@ -370,10 +379,12 @@ class LatentVariableModel(Model):
         """Check latent codes (batch, z_dim) and move them to this model's backend and dtype."""
         return self._to_model_dtype(check_data(z, name, dim=self.z_dim), name)
 
+    @checked_overflow
     def decode(self, z: Any) -> Array:
         """The mean of p(x|z), (batch, x_dim), for z (batch, z_dim): probabilities or means."""
         return self.check_result(self.likelihood.mean(self.decoder_output(z)), "decode(z)", z=z)
 
+    @checked_overflow
     def encode(self, x: Any) -> tuple[Array, Array]:
         """q(z|x): mu, logvar (the same as :meth:`posterior`, the name the lectures use)."""
         mu, logvar = self.posterior(x)
@@ -381,9 +392,10 @@ class LatentVariableModel(Model):
         self.check_result(logvar, "encode(x)'s logvar", x=x)
         return mu, logvar
 
+    @checked_overflow
     def reconstruct(self, x: Any) -> Array:
         """x_hat = mean of p(x | z = mu(x)), the posterior-mean reconstruction: (batch, x_dim)."""
-        mu, _ = self.posterior(x)
+        mu, _ = self.encode(x)  # checked: an overflow is named here, not as a bad z in decode
         return self.decode(mu)
 
     def sample(self, n: int, rng: Any = None) -> Array:
@@ -443,7 +455,10 @@ class LatentVariableModel(Model):
             k = check_positive_int(k, "k")
             rng = self.rng if rng is None else check_rng(rng, "rng")
         mu, logvar = self.posterior(batch)
-        std = xp.exp(0.5 * logvar)
+        with np.errstate(over="ignore"):  # reported just below
+            std = xp.exp(0.5 * logvar)
+        if not (all_finite(mu) and all_finite(std)):  # else z = mu + std * eps is inf or NaN
+            raise NotFiniteError(self.explain_overflow("q(z|x) (its mu or std)", x=batch))
         log_px_z = xp.empty((k, n), dtype=np.float64)
         log_pz = xp.empty((k, n), dtype=np.float64)
         log_qz = xp.empty((k, n), dtype=np.float64)
@@ -469,6 +484,7 @@ class LatentVariableModel(Model):
                 means[rows] = self.likelihood.mean(out).reshape(m, n, self.x_dim)
         return ImportanceSamples(log_px_z, log_pz, log_qz, means)
 
+    @checked_overflow
     def log_likelihood(
         self, x: Any, k: int = 100, rng: Any = None, max_chunk: int = 2**22
     ) -> Array:

@@ -182,3 +182,34 @@ def test_bad_arguments():
         FreeBits("0.5")
     with pytest.raises(ValueError, match="capacity"):
         Capacity(float("nan"))
+
+
+def test_config_round_trip_and_refusals():
+    from minivae.regularizers import REGULARIZERS, regularizer_config, regularizer_from_config
+
+    for regularizer in (beta_kl, FreeBits(0.25), Capacity(7.0)):
+        config = regularizer_config(regularizer)
+        assert config["name"] in REGULARIZERS
+        back = regularizer_from_config(config)
+        assert repr(back) == repr(regularizer) and type(back) is type(regularizer)
+    assert regularizer_config(FreeBits(0.25)) == {"name": "FreeBits", "lam": 0.25}
+    with pytest.raises(TypeError, match="cannot be stored"):
+        regularizer_config(lambda kl, beta: (0.0, kl))
+    with pytest.raises(ValueError, match="unknown regularizer 'L1'"):
+        regularizer_from_config({"name": "L1"})
+    with pytest.raises(ValueError, match="must be a dict with a 'name'"):
+        regularizer_from_config("FreeBits")
+    with pytest.raises(ValueError, match=r"beta_kl regularizer takes \[\], got unknown keys"):
+        regularizer_from_config({"name": "beta_kl", "beta": 2})
+
+
+def test_parameters_are_checked_whenever_they_are_set():
+    free_bits, capacity = FreeBits(0.5), Capacity(1.0)
+    for obj, name in ((free_bits, "lam"), (capacity, "capacity")):
+        for bad, error in ((-1.0, ValueError), (float("nan"), ValueError), ("1", TypeError),
+                           (True, TypeError)):
+            with pytest.raises(error):
+                setattr(obj, name, bad)
+        assert getattr(obj, name) in (0.5, 1.0), "a refused value got in"
+    free_bits.lam = np.float32(0.75)
+    assert free_bits.lam == 0.75 and type(free_bits.lam) is float
