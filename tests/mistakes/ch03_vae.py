@@ -8,7 +8,9 @@ tuples: ``old`` is an exact substring of that solution cell, ``new`` the learner
 
 LSE = "log_px = m + np.log(np.sum(np.exp(log_w - m), axis=0)) - np.log(k)"
 DLOGITS = "(0.5 * (1 + np.tanh(0.5 * logits)) - x) / batch"
-KL_GRADS = "    dmu = dmu + mu / batch\n    dlogvar = dlogvar + 0.5 * (np.exp(logvar) - 1) / batch\n"
+KL_GRADS = (
+    "    dmu = dmu + mu / batch\n    dlogvar = dlogvar + 0.5 * (np.exp(logvar) - 1) / batch\n"
+)
 LOG_PROB = "log_px_z = model.likelihood.log_prob(out, x_rep).reshape(k, batch)"
 
 MISTAKES = {
