@@ -23,6 +23,9 @@ and the loaded model gets a fresh generator seeded as at construction (``seed + 
 ``sample()`` is the first one a new model with that seed would draw. A model loaded onto a device
 also starts from that fresh device generator, whatever the file holds.
 
+An optimizer's state (Adam's moment estimates) is not part of the model and is not stored: a run
+continued from a checkpoint with a new Adam differs from one that never stopped.
+
 Version 1 files (``minivae-checkpoint-1``: no regularizer, no generator state) still load, with a
 warning that says what they lack and how to upgrade them.
 """
