@@ -17,8 +17,11 @@ The objective (one sample of eps per example, averaged over the batch, in nats):
     loss = E_q0[ -log p(x | z_K) + beta * (log q_0(z_0 | x) - sum_k log|det_k| - log p(z_K)) ]
          = recon + beta * kl,
 
-where ``kl`` is the one-sample estimate of KL(q_K(z|x) || p(z)) (it has no closed form for a
-flow) — the prior and the decoder see z_K, never z_0. With beta = 1 it is the negative ELBO.
+where ``kl`` estimates KL(q_K(z|x) || p(z)), which has no closed form for a flow — the prior and
+the decoder see z_K, never z_0. With beta = 1 it is the negative ELBO. By default the estimate
+splits it as KL(q_0 || p) (closed form, as in the VAE) + E_q0[log p(z_0) - log p(z_K) - sum_k
+log|det_k|] (one sample): the same expectation, less noise, and K = 0 is exactly the VAE
+(``base_kl='sampled'`` estimates all of it with the one sample).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from .. import backend
 from ..backend import Array
 from ..flows import flow_backward, flow_forward
 from ..importance import ImportanceSamples, gaussian_log_density, standard_normal_log_density
+from ..kl import kl_standard_normal_with_grads
 from ..likelihoods import make_likelihood
 from ..mlp import MLP
 from ..reparam import reparameterize, reparameterize_backward
@@ -52,6 +56,11 @@ class FlowVAE(LatentVariableModel):
         hidden: hidden layer widths of the encoder; the decoder mirrors them.
         likelihood: 'bernoulli', 'gaussian' (fixed ``obs_var``) or 'gaussian_learned'.
         beta: weight of the KL term (1 gives the ELBO; a schedule may anneal it).
+        base_kl: how the KL term is estimated (both have the same expectation and gradient in
+            expectation): 'closed_form' (default) writes it as KL(q_0 || p), in closed form as in
+            the VAE, plus the one-sample flow correction log p(z_0) - log p(z_K) - sum log|det|,
+            so K = 0 is exactly the VAE and the estimate is less noisy; 'sampled' uses one
+            sample of log q_0(z_0) - sum log|det| - log p(z_K) throughout.
         activation, obs_var, seed, dtype, backend: as for :class:`~minivae.models.VAE`.
 
     The encoder's outputs, per example: [mu (d), logvar (d), u_1..u_K (K d), w_1..w_K (K d),
@@ -68,6 +77,7 @@ class FlowVAE(LatentVariableModel):
         beta: float = 1.0,
         activation: str = "relu",
         obs_var: float = 1.0,
+        base_kl: str = "closed_form",
         seed: int | None = 0,
         dtype: Any = "float32",
         backend: str | None = None,
@@ -83,6 +93,9 @@ class FlowVAE(LatentVariableModel):
         self.obs_var = float(obs_var)
         self.beta = beta  # checked by the property below
         self.activation = activation
+        if base_kl not in ("closed_form", "sampled"):
+            raise ValueError(f"base_kl must be 'closed_form' or 'sampled', got {base_kl!r}")
+        self.base_kl = base_kl
         d, k = self.z_dim, self.n_flows
         out = 2 * d + k * (2 * d + 1)
         self.encoder = MLP([self.x_dim, *self.hidden, out], activation, "encoder.")
@@ -114,6 +127,7 @@ class FlowVAE(LatentVariableModel):
             "beta": self.beta,
             "activation": self.activation,
             "obs_var": self.obs_var,
+            "base_kl": self.base_kl,
             "seed": self.seed,
             "dtype": self.dtype.name,
         }
@@ -196,8 +210,9 @@ class FlowVAE(LatentVariableModel):
     def objective(self, batch: Batch, eps: Array, need_grads: bool) -> tuple[dict, Any]:
         """loss = recon + beta * kl with z_K from the flow, and every gradient.
 
-        recon = mean_b -log p(x_b | z_K,b);   kl = mean_b [log q_0(z_0,b) - sum_k log|det_k,b|
-        - log p(z_K,b)], each term per example (a log-determinant belongs to its own example).
+        recon = mean_b -log p(x_b | z_K,b);   kl = mean_b [KL(q_0,b || p) + log p(z_0,b)
+        - log p(z_K,b) - sum_k log|det_k,b|] ('closed_form'; 'sampled': log q_0(z_0,b) in place of
+        the first two), each term per example (a log-determinant belongs to its own example).
         Returns ``({"loss", "recon", "kl", "log_det"}, grads)``; grads is None unless
         ``need_grads``. ``log_det`` is the batch mean of sum_k log|det_k|.
         """
@@ -210,9 +225,14 @@ class FlowVAE(LatentVariableModel):
         z0, reparam_cache = reparameterize(mu, logvar, eps)
         z_k, log_det, flow_caches = flow_forward(z0, steps)
         out, dec_cache = self.decoder.forward(params, z_k)
-        log_q0 = gaussian_log_density(eps, logvar)  # (batch,)
         log_pz = standard_normal_log_density(z_k)  # the prior sees z_K
-        kl = float((log_q0 - log_det - log_pz).sum()) / n
+        if self.base_kl == "closed_form":
+            # KL(q_0 || p) in closed form + the one-sample flow correction (same expectation)
+            kl_base, dmu_kl, dlogvar_kl = kl_standard_normal_with_grads(mu, logvar)
+            kl_b = kl_base.sum(axis=1) + standard_normal_log_density(z0) - log_pz - log_det
+        else:
+            kl_b = gaussian_log_density(eps, logvar) - log_det - log_pz  # (batch,)
+        kl = float(kl_b.sum()) / n
         terms = {"log_det": float(log_det.sum()) / n}
         if not need_grads:
             recon = float(-self.likelihood.log_prob(out, x, batch.mask).sum()) / n
@@ -224,9 +244,15 @@ class FlowVAE(LatentVariableModel):
         dz_k = dz_k + (beta / n) * z_k  # d/dz_K of beta * mean(-log p(z_K)) = beta * z_K / n
         # d loss / d log_det_b = -beta / n for every example b (the sum over steps shares it)
         dz0, step_grads = flow_backward(dz_k, -beta / n, flow_caches)
-        dmu, dlogvar = reparameterize_backward(dz0, reparam_cache)
-        # log q_0 = -1/2 sum(eps^2 + log 2 pi + logvar): its own gradient, -1/2 per latent
-        dlogvar = dlogvar - 0.5 * beta / n
+        if self.base_kl == "closed_form":
+            # + log p(z_0) = -z_0^2 / 2 in the correction: d/dz_0 = -z_0
+            dmu, dlogvar = reparameterize_backward(dz0 - (beta / n) * z0, reparam_cache)
+            dmu = dmu + beta * dmu_kl  # the closed form's gradients (already divided by n)
+            dlogvar = dlogvar + beta * dlogvar_kl
+        else:
+            dmu, dlogvar = reparameterize_backward(dz0, reparam_cache)
+            # log q_0 = -1/2 sum(eps^2 + log 2 pi + logvar): its own gradient, -1/2 per latent
+            dlogvar = dlogvar - 0.5 * beta / n
         parts = [dmu, dlogvar]
         if steps:
             parts.append(xp.stack([g[0] for g in step_grads], axis=1).reshape(n, -1))

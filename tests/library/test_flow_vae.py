@@ -57,11 +57,12 @@ def test_the_test_model_has_both_signs_of_wu():
 
 
 @pytest.mark.parametrize("likelihood", LIKELIHOODS)
-@pytest.mark.parametrize("activation,beta,n_flows", [("relu", 1.0, 3), ("tanh", 0.6, 2),
-                                                      ("relu", 1.0, 0)])
-def test_every_gradient_finite_differences(likelihood, activation, beta, n_flows, backend_name,
-                                           to_xp, assert_matches_numpy):
-    kwargs = dict(activation=activation, beta=beta, obs_var=0.5, n_flows=n_flows)
+@pytest.mark.parametrize("activation,beta,n_flows,base_kl", [
+    ("relu", 1.0, 3, "closed_form"), ("tanh", 0.6, 2, "sampled"), ("relu", 1.3, 2, "closed_form"),
+    ("relu", 1.0, 0, "sampled")])
+def test_every_gradient_finite_differences(likelihood, activation, beta, n_flows, base_kl,
+                                           backend_name, to_xp, assert_matches_numpy):
+    kwargs = dict(activation=activation, beta=beta, obs_var=0.5, n_flows=n_flows, base_kl=base_kl)
     model, x, eps = _tiny(likelihood, backend=backend_name, **kwargs)
     terms, grads = model.loss_and_grads(*to_xp(x, eps))
     if backend_name != "numpy":  # checked once on NumPy; the other backends must agree
@@ -78,14 +79,15 @@ def test_every_gradient_finite_differences(likelihood, activation, beta, n_flows
         return model.loss(x, eps)["loss"]
 
     assert f() == pytest.approx(terms["loss"], rel=1e-12)
-    err = fd_max_error(f"FlowVAE {likelihood} {activation} beta={beta} K={n_flows}", f,
+    err = fd_max_error(f"FlowVAE {likelihood} {activation} beta={beta} K={n_flows} {base_kl}", f,
                        model.params, analytic)
     assert err < 1e-6, f"FlowVAE gradient disagrees with finite differences: {err:.2e}"
 
 
 def test_loss_terms_match_the_importance_weights_of_the_same_sample():
-    """-loss = log p(x|z_K) + log p(z_K) - log q_K(z_K|x) for one shared eps (beta = 1)."""
-    model, x, eps = _tiny()
+    """'sampled': -loss = log p(x|z_K) + log p(z_K) - log q_K(z_K|x) for one shared eps (beta 1);
+    'closed_form': the same recon, and kl = KL(q_0 || p) + log p(z_0) - log p(z_K) - log|det|."""
+    model, x, eps = _tiny(base_kl="sampled")
     terms = model.loss(x, eps)
     samples = model.importance_samples(x, 1, eps=eps[None])
     assert -terms["loss"] == pytest.approx(float(samples.log_w.mean()), rel=1e-12)
@@ -96,9 +98,17 @@ def test_loss_terms_match_the_importance_weights_of_the_same_sample():
     mu, logvar = model.posterior(x)
     np.testing.assert_allclose(z0, mu + np.exp(0.5 * logvar) * eps, rtol=1e-13)
     np.testing.assert_allclose(log_q, samples.log_qz[0], rtol=1e-12)
-    assert terms["log_det"] == pytest.approx(
-        float((-0.5 * (eps**2 + np.log(2 * np.pi) + logvar).sum(1) - log_q).mean()), rel=1e-12
-    )
+    log_q0 = -0.5 * (eps**2 + np.log(2 * np.pi) + logvar).sum(1)
+    log_det = log_q0 - log_q
+    assert terms["log_det"] == pytest.approx(float(log_det.mean()), rel=1e-12)
+
+    closed, _, _ = _tiny()  # the same weights, the default estimator
+    c_terms = closed.loss(x, eps)
+    assert c_terms["recon"] == terms["recon"] and c_terms["log_det"] == terms["log_det"]
+    kl_q0 = (-0.5 * (1 + logvar - mu**2 - np.exp(logvar))).sum(1)
+    log_p = lambda z: -0.5 * (z**2 + np.log(2 * np.pi)).sum(-1)  # noqa: E731
+    expected = np.mean(kl_q0 + log_p(z0) - log_p(z_k) - log_det)
+    assert c_terms["kl"] == pytest.approx(float(expected), rel=1e-12)
 
 
 def _exact_log_px(model: FlowVAE, x: np.ndarray, half_width: float = 7.0, n: int = 501):
@@ -140,12 +150,13 @@ def test_log_likelihood_matches_an_exact_quadrature_and_the_elbo_is_below_it():
                                estimate, rtol=1e-12)
 
 
-def test_flow_and_loss_equal_torch_autograd():
+@pytest.mark.parametrize("base_kl", ["closed_form", "sampled"])
+def test_flow_and_loss_equal_torch_autograd(base_kl):
     torch = pytest.importorskip("torch")
     from test_torch_crosscheck import _compare_grads, _twin
 
     model = FlowVAE(7, 3, n_flows=3, hidden=(6,), likelihood="bernoulli", beta=1.3,
-                    activation="tanh", dtype="float64", seed=1)
+                    activation="tanh", base_kl=base_kl, dtype="float64", seed=1)
     _spread_flow(model, seed=1)
     rng = np.random.default_rng(2)
     x = rng.random((4, 7))
@@ -175,13 +186,19 @@ def test_flow_and_loss_equal_torch_autograd():
     q0 = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z0).sum(-1)
     prior = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
     recon = torch.nn.functional.binary_cross_entropy_with_logits(dec(z), tx, reduction="sum") / 4
-    kl = (q0 - log_det - prior).mean()
+    if base_kl == "sampled":
+        kl = (q0 - log_det - prior).mean()
+    else:  # KL(q_0 || p) by torch's closed form, + log p(z_0) - log p(z_K) - log|det|
+        q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+        closed = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0))
+        prior0 = torch.distributions.Normal(0.0, 1.0).log_prob(z0).sum(-1)
+        kl = (closed.sum(-1) + prior0 - prior - log_det).mean()
     loss = recon + 1.3 * kl
     loss.backward()
     err = max(rel_error(terms["loss"], loss.item()), rel_error(terms["recon"], recon.item()),
               rel_error(terms["kl"], kl.item()),
               rel_error(terms["log_det"], log_det.mean().item()))
-    report("TORCH-ERR", "FlowVAE loss/recon/kl/log_det", err)
+    report("TORCH-ERR", f"FlowVAE ({base_kl}) loss/recon/kl/log_det", err)
     assert err < 1e-10
     err = max(_compare_grads("FlowVAE encoder grads", model.encoder, enc, grads),
               _compare_grads("FlowVAE decoder grads", model.decoder, dec, grads))
@@ -282,6 +299,8 @@ def test_bad_input():
         FlowVAE(5, 2, hidden=8)
     with pytest.raises(ValueError, match="beta"):
         FlowVAE(5, 2, beta=-1.0)
+    with pytest.raises(ValueError, match="base_kl must be 'closed_form' or 'sampled', got 'exact'"):
+        FlowVAE(5, 2, base_kl="exact")
     model, x, eps = _tiny()
     with pytest.raises(ValueError, match=r"eps must have 2 features per row"):
         model.loss(x, np.zeros((3, 3)))
@@ -295,15 +314,23 @@ def test_bad_input():
         model.posterior_mean(x, k=0)
 
 
-def test_zero_flows_is_a_vae_with_a_sampled_kl():
-    """K = 0: the same networks as a VAE; the loss differs only by the KL estimator."""
-    flow, x, eps = _tiny(n_flows=0)
+def test_zero_flows_is_exactly_the_vae_or_a_vae_with_a_sampled_kl():
+    """K = 0: the same networks as a VAE; 'closed_form' gives its loss and every gradient exactly,
+    'sampled' its recon and a one-sample KL."""
     vae = VAE(5, 2, (4,), dtype="float64", seed=0)
+    flow, x, eps = _tiny(n_flows=0)
     np.testing.assert_array_equal(flow.params.flat, vae.params.flat)
-    terms, vterms = flow.loss(x, eps), vae.loss(x, eps)
-    assert terms["recon"] == pytest.approx(vterms["recon"], rel=1e-12)
+    terms, grads = flow.loss_and_grads(x, eps)
+    grads = np.array(grads.flat)
+    vterms, vgrads = vae.loss_and_grads(x, eps)
+    for key in vterms:
+        assert terms[key] == pytest.approx(vterms[key], rel=1e-12, abs=1e-15), key
+    np.testing.assert_allclose(grads, vgrads.flat, rtol=1e-12, atol=1e-15)
+    sampled, _, _ = _tiny(n_flows=0, base_kl="sampled")
+    s_terms = sampled.loss(x, eps)
+    assert s_terms["recon"] == pytest.approx(vterms["recon"], rel=1e-12)
     mu, logvar = vae.encode(x)
     z = mu + np.exp(0.5 * logvar) * eps
     sampled_kl = np.mean(-0.5 * (eps**2 + logvar).sum(1) + 0.5 * (z**2).sum(1))
-    assert terms["kl"] == pytest.approx(sampled_kl, rel=1e-12)
-    assert terms["log_det"] == 0.0
+    assert s_terms["kl"] == pytest.approx(sampled_kl, rel=1e-12)
+    assert s_terms["log_det"] == 0.0
