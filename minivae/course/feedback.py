@@ -685,9 +685,10 @@ def _inplace_message(fn_name: str, where: str, before: np.ndarray, after: np.nda
         with np.errstate(invalid="ignore"):
             differs = ~((before == after) | (np.isnan(before) & np.isnan(after)))
         index = tuple(int(i) for i in np.argwhere(differs)[0])
+        held, now = _pair(before[index], after[index])
         detail = (
             f" ({int(differs.sum())} of {before.size} entries; at index {index} it held "
-            f"{_num(before[index])} before the call and {_num(after[index])} after)"
+            f"{held} before the call and {now} after)"
         )
     elif before.shape != after.shape:
         detail = f" (its shape went from {before.shape} to {after.shape})"
@@ -788,6 +789,21 @@ def _learner_error(
             hint = (
                 "Two arrays whose shapes do not fit were combined entry by entry: `*` multiplies "
                 "entry by entry, `@` is the matrix product. Write the shape next to each line."
+            )
+        elif (
+            "only length-1 arrays" in text
+            or "only 0-dimensional" in text
+            or ("size-1 arrays" in text)
+        ):
+            hint = (
+                "The math module (math.exp, math.log1p) and float() work on single numbers: on "
+                "arrays use np.exp, np.log1p, ... (or xp.exp, ... for any backend)."
+            )
+        elif "truth value of an array" in text:
+            hint = (
+                "Python's max, min, if, and, or work on single numbers: on arrays use "
+                "np.maximum / np.minimum / np.where entry by entry (xp.maximum, ... for any "
+                "backend), or .any() / .all()."
             )
         elif "matmul" in text:
             hint = (
