@@ -27,7 +27,7 @@ from .backend import Array
 from .importance import normal_log_density, normalized_weights
 from .masks import check_mask, check_real_array
 from .models.base import LatentVariableModel, checked_overflow
-from .validation import NotFiniteError, all_finite, check_positive_int
+from .validation import NotFiniteError, all_finite, check_int, check_positive_int
 
 __all__ = [
     "imputation_mse",
@@ -183,9 +183,7 @@ def _finite_z(model: LatentVariableModel, z: Array, x: Array) -> Array:
 
 def _chain_args(n_steps: int, burn_in: int | None) -> tuple[int, int]:
     n_steps = check_positive_int(n_steps, "n_steps")
-    burn_in = n_steps // 2 if burn_in is None else burn_in
-    if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)):
-        raise TypeError(f"burn_in must be an integer >= 0, got {burn_in!r}")
+    burn_in = n_steps // 2 if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
     if not 0 <= burn_in < n_steps:
         raise ValueError(f"burn_in must be in [0, n_steps) = [0, {n_steps}), got {burn_in}")
     return n_steps, int(burn_in)
