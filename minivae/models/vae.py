@@ -65,6 +65,11 @@ class VAE(LatentVariableModel):
         self.hidden = check_hidden(hidden)
         self.obs_var = check_real(obs_var, "obs_var (the fixed variance)", minimum=0.0,
                                   strict_minimum=True)
+        if not isinstance(likelihood, str) and not hasattr(likelihood, "outputs_per_pixel"):
+            raise TypeError(
+                "likelihood must be 'bernoulli', 'gaussian' or 'gaussian_learned' (or a "
+                f"likelihood object), got {likelihood!r:.60}"
+            )
         self.likelihood = make_likelihood(likelihood, var=self.obs_var) \
             if likelihood == "gaussian" else make_likelihood(likelihood)
         self.beta = beta  # checked by the property below

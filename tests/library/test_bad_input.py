@@ -346,6 +346,8 @@ ROWS = [
     Row(NUMBER, "model.beta=np.bool_", lambda: _set(_vae(), "beta", np.True_), TypeError,
         "beta must be a real number, got .*bool"),
     Row(NUMBER, "obs_var=np.float32", lambda: _gauss(obs_var=np.float32(0.5))),
+    Row(NUMBER, "likelihood=5", lambda: VAE(6, 2, likelihood=5), TypeError,
+        "likelihood must be 'bernoulli', 'gaussian' or 'gaussian_learned' .* got 5"),
     Row(NUMBER, "obs_var='1'", lambda: _gauss(obs_var="1"), TypeError,
         r"obs_var \(the fixed variance\) must be a real number, got '1'"),
     Row(NUMBER, "obs_var=-1", lambda: _gauss(obs_var=-1), ValueError,
@@ -698,7 +700,7 @@ def test_bad_input_table(row: Row):
 
 #: The number of rows per family: refused (a TypeError/ValueError asserted) + accepted.
 BAD_INPUT_COUNTS = {
-    NUMBER: (26, 14),
+    NUMBER: (27, 14),
     SEED_DTYPE: (18, 4),
     HIDDEN: (5, 1),
     SET_LATER: (6, 1),
