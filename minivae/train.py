@@ -281,10 +281,16 @@ def _diagnose(model: Any, minibatch: Any, eps: Any, start_flat: Array | None) ->
 
 def _validation_terms(model: Any, val_data: Any, epoch: int) -> dict[str, float]:
     """evaluate() on the held-out data, with a TrainingDiverged when a term is not finite."""
+    train_ok = "the training terms are finite, so x_val holds what the model cannot score"
     try:
-        return evaluate(model, val_data, seed=epoch)
+        terms = evaluate(model, val_data, seed=epoch)
     except NotFiniteError as err:
-        train_ok = "the training terms are finite, so x_val holds what the model cannot score"
         raise TrainingDiverged(
             f"the validation terms after epoch {epoch} are not finite ({train_ok}): {err}"
         ) from None
+    bad = {key: value for key, value in terms.items() if not math.isfinite(value)}
+    if bad:  # a model whose own loss() does not check its terms
+        raise TrainingDiverged(
+            f"the validation terms after epoch {epoch} are not finite ({train_ok}): {bad}"
+        )
+    return terms

@@ -781,3 +781,11 @@ def test_finite_after_the_cast_on_every_backend(backend_name, to_xp, put):
             call()
     with pytest.raises(NotFiniteError, match=r"the loss .*largest \|x\| = 1e\+30"):
         model.loss(move(GAUSS_1E30))
+
+
+def test_a_nan_validation_loss_from_a_model_that_does_not_check_is_caught(monkeypatch):
+    model = _vae()
+    monkeypatch.setattr(model, "loss", lambda x, eps=None: {"loss": float("nan"), "recon": 1.0})
+    with pytest.raises(minivae.TrainingDiverged,
+                       match=r"validation terms after epoch 0 are not finite .*\{'loss': nan\}"):
+        fit(model, X, X, epochs=1, progress=False)
