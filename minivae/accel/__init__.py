@@ -18,6 +18,9 @@ code, the fast path is a named switch beside it. The fast paths, and what they a
 - :mod:`.updates`: ``SGD.step`` and ``Adam.step`` in place, on NumPy in cache-sized chunks and
   optionally on several threads; bit for bit, whatever the chunking and thread count.
 
+Beside them, :mod:`.blas` chooses how many BLAS threads ``fit`` lets a small model's matrix
+products use (its own switch: ``fit(..., blas_threads=)``, ``MINIVAE_BLAS_THREADS``).
+
 Which one runs: on CuPy the fused kernel where there is one; otherwise the in-place version
 (NumPy, the stand-in, CuPy with the kernels off); the plain code when acceleration is off.
 

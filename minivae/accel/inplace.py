@@ -81,5 +81,5 @@ def mlp_backward_into(
         if i < n_layers - 1:
             dh = act_backward(dh, act_cache)
         dW, db = grad_buffers[i]
-        dh = linear_backward_into(dh, linear_cache, dW, db, need_dx=i > 0 or need_dx)
+        dh = linear_backward_into(dh, linear_cache, dW, db, i > 0 or need_dx)
     return dh

@@ -209,14 +209,19 @@ def test_the_thread_pool_belongs_to_its_optimizer_and_ends_with_it():
     # and explicitly: close() ends the threads, a later run() starts a new pool
     runner = updates.ChunkRunner()
     w = np.zeros(SIZE, np.float32)
-    runner.run(updates._sgd_chunk, (w, np.ones_like(w)), 2, lr=1.0)
+
+    def add(w_chunk, scratch, *, step):  # an update in place, with the runner's scratch
+        scratch[...] = step
+        w_chunk += scratch
+
+    runner.run(add, (w,), 2, step=1.0)
     assert len(_new_threads(before)) == 1
     runner.close()
     assert _new_threads(before, wait=True) == set()
-    runner.run(updates._sgd_chunk, (w, np.ones_like(w)), 3, lr=1.0)
+    runner.run(add, (w,), 3, step=1.0)
     # 3 parts: up to 2 pool threads (the pool starts a second only if the first is still busy)
     assert 1 <= len(_new_threads(before)) <= 2
-    np.testing.assert_array_equal(w, -2.0)  # both runs updated every entry once
+    np.testing.assert_array_equal(w, 2.0)  # both runs updated every entry once
     runner.close()
     assert _new_threads(before, wait=True) == set()
 
