@@ -7,9 +7,10 @@ not the arithmetic, set the time of a training step. Every read-back to the host
 Run the code on the stand-in backend (:mod:`minivae.testing.standin`), which behaves like CuPy
 on the CPU, inside :func:`counting`::
 
+    batch = model.prepare(x)                   # a VAE(..., backend="standin") and its data
     with opcount.counting() as count:
-        terms, grads = model.loss_and_grads(model.prepare(x))
-    count.n_ops, count.ops.most_common(3), count.reads    # 84, [...], ['float', 'float', ...]
+        terms, grads = model.loss_and_grads(batch)
+    count.n_ops, count.ops.most_common(3), count.reads   # how many, which, ['float', ...]
 
 It counts operations, not kernels: a matrix product is one cuBLAS call (one or more kernels), a
 reduction may be one or two kernels; views (``h[:, :k]``, ``W.T``) and ``empty`` allocations
