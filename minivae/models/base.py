@@ -375,6 +375,12 @@ class LatentVariableModel(Model):
         """The decoder's raw output for z (batch, z_dim): logits, a mean, or [mean, logvar]."""
         raise NotImplementedError
 
+    def decoder_output_for(self, z: Array, batch: Batch, repeats: int) -> Array:
+        """The decoder's output for ``repeats`` samples of z per row of ``batch``, sample-major
+        (z: (repeats * batch, z_dim)), as importance sampling needs it. A conditional model
+        overrides this to pass every sample its row's label."""
+        return self.decoder_output(z)
+
     def check_z(self, z: Any, name: str = "z") -> Array:
         """Check latent codes (batch, z_dim) and move them to this model's backend and dtype."""
         return self._to_model_dtype(check_data(z, name, dim=self.z_dim), name)
@@ -473,7 +479,7 @@ class LatentVariableModel(Model):
             else:
                 e = eps[start : start + m]
             z = mu + std * e  # (m, batch, z_dim)
-            out = self.decoder_output(z.reshape(m * n, self.z_dim))
+            out = self.decoder_output_for(z.reshape(m * n, self.z_dim), batch, m)
             x_rep = _repeat(batch.x, m)
             mask_rep = None if batch.mask is None else _repeat(batch.mask, m)
             rows = slice(start, start + m)

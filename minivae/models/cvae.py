@@ -235,13 +235,13 @@ class CVAE(LatentVariableModel):
         mu, logvar = self.posterior(x, labels)
         return kl_standard_normal_elementwise(mu, logvar).mean(axis=0)
 
-    def importance_samples(self, x: Any, k: int, rng: Any = None, **kwargs: Any) -> Any:
-        # the base class's importance sampling decodes z without labels; log p(x | y) would need
-        # a decoder that sees them there (see the report on the model protocol)
-        raise NotImplementedError(
-            f"{type(self).__name__} does not estimate log p(x | y) by importance sampling yet: "
-            "the shared importance sampler decodes z without labels"
-        )
+    def decoder_output_for(self, z: Array, batch: Batch, repeats: int) -> Array:
+        """p(x | z, y) for importance sampling: every sample of a row gets that row's label, so
+        ``log_likelihood(x, labels=...)`` estimates log p(x | y)."""
+        labels = self._labels_of(batch, "p(x | z, y)")
+        xp = self.xp
+        repeated = xp.broadcast_to(labels, (repeats, labels.shape[0])).reshape(-1)
+        return self.decoder_output(z, repeated)
 
     # -------------------------------------------------------------------------------------
     # The objective and its gradients

@@ -220,3 +220,22 @@ def test_training_lowers_the_held_out_loss_and_is_reproducible():
     right = model.likelihood.log_prob(model.decoder_output(mu, y_test), x_test).mean()
     wrong = model.likelihood.log_prob(model.decoder_output(mu, (y_test + 1) % 10), x_test).mean()
     assert right > wrong + 2, f"log p(x | z, y): right label {right:.1f}, wrong {wrong:.1f}"
+
+
+def test_importance_sampling_decodes_every_sample_with_its_rows_label(backend_name, to_numpy):
+    """log p(x | y) by importance sampling: a sample's log p(x|z, y) is the loss's, for its
+    row's label; another label gives other numbers; k = 200 tightens the one-sample ELBO."""
+    model, x, y, _ = _tiny(backend=backend_name)
+    batch = model.prepare(x, labels=y)
+    eps = np.random.default_rng(3).standard_normal((1, x.shape[0], model.z_dim))
+    one = model.importance_samples(batch, 1, eps=eps)
+    terms = model.loss(batch, eps[0])
+    assert float(-to_numpy(one.log_px_z).mean()) == pytest.approx(terms["recon"], rel=1e-12)
+    other = model.prepare(x, labels=(y + 1) % model.n_classes)
+    moved = to_numpy(model.importance_samples(other, 1, eps=eps).log_px_z)
+    assert not np.allclose(moved, to_numpy(one.log_px_z)), "the label must reach the decoder"
+    log_px = to_numpy(model.log_likelihood(batch, k=200, rng=np.random.default_rng(4)))
+    elbo = -np.mean([model.loss(batch, rng.standard_normal((x.shape[0], model.z_dim)))["loss"]
+                     for rng in [np.random.default_rng(s) for s in range(50)]])
+    assert log_px.shape == (x.shape[0],) and np.isfinite(log_px).all()
+    assert log_px.mean() >= elbo - 0.5, "the IWAE bound at k = 200 should not be below the ELBO"
