@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend
 from ..kl import kl_standard_normal
+from ..layers import sigmoid
 from ..layers import softplus as reference_softplus
 from ..testing.standin import StrayNumPyCall, standin
 from .ch00_backprop import adam_reference
@@ -113,7 +114,7 @@ def check_softplus(fn: Callable, x: Array) -> Array:
                 np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))) / np.log(2),
                 "bits: log2 where the natural log belongs",
             ),
-            (1 / (1 + np.exp(-x)), "this is the sigmoid, the derivative of softplus"),
+            (sigmoid(x), "this is the sigmoid, the derivative of softplus"),
             (
                 np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))),
                 "this is softplus(-x): max(x, 0), not max(-x, 0)",

@@ -309,7 +309,7 @@ def test_call_checks_dicts_of_arrays_and_lets_named_arguments_change():
         params["W"] -= grads["W"]
 
     params, grads = {"W": np.ones(3)}, {"W": np.ones(3)}
-    assert "changed its argument `params['W']` in place" in message(
+    assert "changed `params['W']`, an array inside its argument `params`" in message(
         feedback.call, step, params, grads
     )
     feedback.call(step, params, grads, mutates=("params",))
@@ -378,6 +378,51 @@ def test_call_reports_a_model_whose_parameters_changed_and_restores_them():
         feedback.call, sample, model
     )
     assert np.array_equal(model.params["W"], np.ones(2))
+
+
+def test_call_names_the_inner_function_and_explains_array_builtins():
+    namespace = {"np": np, "math": __import__("math")}
+    exec(  # noqa: S102 - functions defined as in a notebook
+        "def inner(x):\n    return x @ np.ones((5, 2))\n"
+        "def outer(x):\n    return inner(x)\n"
+        "def relu(x):\n    return max(x, 0)\n"
+        "def soft(x):\n    return math.log1p(math.exp(x))\n",
+        namespace,
+    )
+    assert "outer raised ValueError (in inner)" in message(
+        feedback.call, namespace["outer"], np.ones((4, 3))
+    )
+    assert "Python's max, min, if, and, or work on single numbers" in message(
+        feedback.call, namespace["relu"], np.ones(3)
+    )
+    assert "The math module" in message(feedback.call, namespace["soft"], np.ones(3))
+
+
+def test_call_names_an_array_changed_inside_a_container():
+    def backward(dout, cache):
+        cache[0][cache[0] > 0] = 1.0
+        return dout
+
+    text = message(feedback.call, backward, np.ones(2), (np.array([0.5, -1.0]), np.zeros(2)))
+    assert "changed `cache[0]`, an array inside its argument `cache`, in place" in text
+
+
+def test_call_leaves_arguments_named_in_mutates_and_compares_nan_as_equal():
+    def fill(x):
+        return np.nan_to_num(x)
+
+    feedback.call(fill, np.array([np.nan, 1.0]))  # NaN before and after: not a change
+
+
+def test_call_explain_adds_advice_for_an_exception_type():
+    class Stray(TypeError):
+        pass
+
+    def gpu(x):
+        raise Stray("np.exp called on device data")
+
+    text = message(feedback.call, gpu, np.ones(2), explain={Stray: "use xp.exp"})
+    assert text == "gpu raised Stray: np.exp called on device data. use xp.exp"
 
 
 def test_unpack_checks_the_number_of_results():
