@@ -97,13 +97,18 @@ def autoencoder_forward(params: Params, x: Array, **variant: Any) -> tuple[Array
     return z, out, (encoder_caches, decoder_caches)
 
 
-def mlp_backward(dout: Array, caches: list, prefix: str) -> tuple[Array, Params]:
-    """Backward through mlp_forward: (dx, {prefix W_i: h_in.T @ dh, prefix b_i: dh summed})."""
+def mlp_backward(
+    dout: Array, caches: list, prefix: str, *, relu_step: bool = True
+) -> tuple[Array, Params]:
+    """Backward through mlp_forward: (dx, {prefix W_i: h_in.T @ dh, prefix b_i: dh summed}).
+
+    ``relu_step=False`` models a usual slip: the ReLU's mask skipped on the way down.
+    """
     grads = {}
     dh = dout
     for i in reversed(range(len(caches))):
         (h_in, W), relu_cache = caches[i]
-        if relu_cache is not None:
+        if relu_cache is not None and relu_step:
             dh = layers.relu_backward(dh, relu_cache)
         grads[f"{prefix}W{i}"] = h_in.T @ dh
         grads[f"{prefix}b{i}"] = dh.sum(axis=0)
@@ -111,11 +116,11 @@ def mlp_backward(dout: Array, caches: list, prefix: str) -> tuple[Array, Params]
     return dh, grads
 
 
-def autoencoder_backward(dout: Array, cache: tuple) -> Params:
+def autoencoder_backward(dout: Array, cache: tuple, **variant: Any) -> Params:
     """The gradient of every parameter from dout = dL/dout, through the decoder then the encoder."""
     encoder_caches, decoder_caches = cache
-    dz, grads = mlp_backward(dout, decoder_caches, "decoder.")
-    _, encoder_grads = mlp_backward(dz, encoder_caches, "encoder.")
+    dz, grads = mlp_backward(dout, decoder_caches, "decoder.", **variant)
+    _, encoder_grads = mlp_backward(dz, encoder_caches, "encoder.", **variant)
     grads.update(encoder_grads)
     return grads
 
@@ -455,6 +460,7 @@ def check_autoencoder_backward(
     _, out, cache = autoencoder_forward(params, x)  # the reference caches, not the learner's
     _, dout = loss_fn(out, x)
     _, grads_ref = model.loss_and_grads(x)
+    no_relu = autoencoder_backward(dout, cache, relu_step=False)
     widths = [params[f"decoder.W{i}"].shape for i in range(n_layers(params, "decoder."))]
     grads = call(
         backward,
@@ -508,6 +514,11 @@ def check_autoencoder_backward(
                 rtol=1e-8,
                 atol=1e-12,
                 hints=[
+                    (
+                        no_relu[name],
+                        "the ReLU step is skipped on the way down: before dW and db of a layer "
+                        "with a ReLU, dh = relu_backward(dh, relu_cache)",
+                    ),
                     (
                         want / batch,
                         "divided by the batch size once more (a mean over the batch "

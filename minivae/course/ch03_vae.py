@@ -177,10 +177,21 @@ def check_reparameterize_backward(
 
 
 def negative_elbo_and_grads(
-    params: Params, x: Array, eps: Array, *, skip_kl_grads: str = "", swap: bool = False
+    params: Params,
+    x: Array,
+    eps: Array,
+    *,
+    skip_kl_grads: str = "",
+    swap: bool = False,
+    tanh_slip: str = "",
 ) -> tuple[dict, Params]:
     """The negative ELBO of the one-hidden-layer tanh VAE with a Bernoulli decoder and every
-    gradient (the keyword switches model the usual slips)."""
+    gradient (the keyword switches model the usual slips; ``tanh_slip`` names the layers,
+    'encoder' and/or 'decoder', whose tanh' is written 1 - h instead of 1 - h**2)."""
+
+    def tanh_prime(h: Array, where: str) -> Array:
+        return 1 - h if where in tanh_slip else 1 - h**2
+
     batch, z_dim = eps.shape
     h1 = np.tanh(x @ params["encoder.W0"] + params["encoder.b0"])
     h = h1 @ params["encoder.W1"] + params["encoder.b1"]
@@ -196,7 +207,7 @@ def negative_elbo_and_grads(
     dlogits = (0.5 * (1 + np.tanh(0.5 * logits)) - x) / batch
     grads["decoder.W1"] = h2.T @ dlogits
     grads["decoder.b1"] = dlogits.sum(axis=0)
-    da2 = (dlogits @ params["decoder.W1"].T) * (1 - h2**2)
+    da2 = (dlogits @ params["decoder.W1"].T) * tanh_prime(h2, "decoder")
     grads["decoder.W0"] = z.T @ da2
     grads["decoder.b0"] = da2.sum(axis=0)
     dz = da2 @ params["decoder.W0"].T
@@ -208,7 +219,7 @@ def negative_elbo_and_grads(
     dh = np.concatenate([dlogvar, dmu] if swap else [dmu, dlogvar], axis=1)
     grads["encoder.W1"] = h1.T @ dh
     grads["encoder.b1"] = dh.sum(axis=0)
-    da1 = (dh @ params["encoder.W1"].T) * (1 - h1**2)
+    da1 = (dh @ params["encoder.W1"].T) * tanh_prime(h1, "encoder")
     grads["encoder.W0"] = x.T @ da1
     grads["encoder.b0"] = da1.sum(axis=0)
     return {"loss": recon + kl, "recon": recon, "kl": kl}, grads
@@ -289,6 +300,11 @@ def check_negative_elbo_and_grads(fn: Callable, params: Params, x: Array, eps: A
     if missing:
         raise ExerciseError(f"grads has no entry for {missing}: it needs all 8 names of params")
 
+    slipped = {
+        where: negative_elbo_and_grads(params, x, eps, tanh_slip=where)[1]
+        for where in ("decoder", "encoder")
+    }
+
     def check_layer(name: str, extra: str = "", hints: list | None = None) -> None:
         check_shape(f'grads["{name}"]', grads[name], params[name].shape)
         try:
@@ -298,6 +314,14 @@ def check_negative_elbo_and_grads(fn: Callable, params: Params, x: Array, eps: A
                 grads_ref[name],
                 hints=[
                     *(hints or []),
+                    *(
+                        (
+                            slipped[where][name],
+                            f"tanh' is written as 1 - h in the {where}: the derivative of tanh "
+                            "is 1 - h**2, with h = tanh(...) the layer's output",
+                        )
+                        for where in ("decoder", "encoder")
+                    ),
                     (
                         grads_ref[name] * batch,
                         "summed over the batch where the loss takes a "
@@ -312,7 +336,10 @@ def check_negative_elbo_and_grads(fn: Callable, params: Params, x: Array, eps: A
                 ],
             )
         except ExerciseError as err:
-            raise ExerciseError(str(err) + extra) from None
+            # the layer's advice only where no slip was recognised
+            raise ExerciseError(
+                str(err) + (extra if "entries differ" in str(err) else "")
+            ) from None
 
     for name in ("decoder.b1", "decoder.W1"):
         check_layer(name)

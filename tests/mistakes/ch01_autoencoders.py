@@ -260,7 +260,7 @@ MISTAKES = {
             "the ReLU step skipped on the way down",
             "        if relu_cache is not None:\n            dh = relu_backward(dh, relu_cache)\n",
             "",
-            "are right, so the error enters between those and decoder.b1: check the ReLU step",
+            "decoder.b1: the ReLU step is skipped on the way down",
         ),
         (
             "dh passed down with W instead of W.T",

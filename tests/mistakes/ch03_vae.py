@@ -159,13 +159,13 @@ MISTAKES = {
             "tanh' written as 1 - tanh in the decoder",
             "* (1 - h2**2)",
             "* (1 - h2)",
-            "This layer sits behind a tanh",
+            "tanh' is written as 1 - h in the decoder",
         ),
         (
             "tanh' written as 1 - tanh in the encoder",
             "* (1 - h1**2)",
             "* (1 - h1)",
-            'grads["encoder.b0"]',
+            "tanh' is written as 1 - h in the encoder",
         ),
         (
             "the KL with a flipped sign",
