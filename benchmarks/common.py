@@ -47,6 +47,9 @@ def worker_env(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_OVERRIDES}
     for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[key] = str(threads)
+    # minivae's fit picks its BLAS threads itself (minivae.accel.blas); a benchmark compares at
+    # a fixed count, whatever the machine's load
+    env["MINIVAE_BLAS_THREADS"] = str(threads)
     return env
 
 

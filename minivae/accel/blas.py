@@ -4,10 +4,14 @@ A small model's matrix products (the 8x8 digits through 256 hidden units: about 
 multiply-adds each) finish in microseconds; splitting them over threads costs more than it saves,
 and on a laptop whose cores are busy with other work OpenBLAS's threads wait for each other, so
 a lecture that takes 22 s with one thread takes 3 minutes with the default (measured on chapter
-03's lecture with two other CPU-bound processes running). Large products (the MNIST benchmark's
-784 x 512 at batch 128: 51 million) do gain from two threads. So :func:`minivae.train.fit` limits
-BLAS to one thread when the largest product of a step is below :data:`SMALL_PRODUCT`, and leaves
-BLAS alone otherwise.
+03's lecture with two other CPU-bound processes running; a 784 x 256 model at batch 128 took
+482 s instead of about 10 s with the machine's load at 8). Only large products (the MNIST
+benchmark's 784 x 512 at batch 512: 205 million multiply-adds) gain from two threads, and only on
+an idle machine. So :func:`minivae.train.fit` limits BLAS to one thread when the largest product
+of a step is below :data:`SMALL_PRODUCT`, which every model the lectures train is, and leaves
+BLAS alone otherwise. The rule depends on the model and the batch size only, not on how busy the
+machine is, so the same seed still gives the same numbers on the same machine (the thread count
+changes the last digits of a large product's sums).
 
 Switch: ``fit(..., blas_threads=N)`` sets N threads, ``blas_threads=None`` leaves BLAS as it is;
 the environment variable ``MINIVAE_BLAS_THREADS`` (a number, or ``default``) does the same for
@@ -22,8 +26,9 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-#: Multiply-adds of a step's largest matrix product below which one BLAS thread is faster.
-SMALL_PRODUCT = 2**24
+#: Multiply-adds of a step's largest matrix product below which fit uses one BLAS thread (64 M:
+#: the course's models up to 784 x 512 at batch 128 are below it).
+SMALL_PRODUCT = 2**26
 
 AUTO = "auto"
 
@@ -50,11 +55,14 @@ def threads_for(model: Any, batch_size: int, blas_threads: Any = AUTO) -> int | 
             return 1 if largest_product(model, batch_size) < SMALL_PRODUCT else None
     if blas_threads is None:
         return None
-    try:
-        threads = int(blas_threads)
-    except (TypeError, ValueError):
-        threads = 0
-    if isinstance(blas_threads, bool) or threads < 1:
+    threads = 0
+    if isinstance(blas_threads, str) and blas_threads.strip().isdigit():
+        threads = int(blas_threads)  # from MINIVAE_BLAS_THREADS
+    elif isinstance(blas_threads, int) and not isinstance(blas_threads, bool):
+        threads = blas_threads
+    elif type(blas_threads).__module__ == "numpy" and hasattr(blas_threads, "is_integer"):
+        threads = int(blas_threads) if float(blas_threads).is_integer() else 0
+    if threads < 1:
         raise ValueError(
             f"blas_threads must be 'auto', None or a positive integer (also "
             f"MINIVAE_BLAS_THREADS), got {blas_threads!r}"
