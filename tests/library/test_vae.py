@@ -216,7 +216,7 @@ def test_log_likelihood_is_finite_float64_per_example(backend_name, xp, to_numpy
 def test_backend_outputs_feed_the_host_helpers(backend_name, xp, to_xp, to_numpy):
     """Model outputs on the backend go straight into the NumPy-side helpers (copied to the host),
     and NumPy masks or generators may go with backend data."""
-    from minivae import anomaly, data, metrics, missing, plots
+    from minivae import anomaly, data, imputation, masks, metrics, plots
 
     model, x, _ = _tiny("bernoulli", backend=backend_name, dtype="float32")
     xd = to_xp(x.astype(np.float32))
@@ -232,11 +232,11 @@ def test_backend_outputs_feed_the_host_helpers(backend_name, xp, to_xp, to_numpy
                                   plots.tile_images(to_numpy(samples), shape=(1, 5)))
     assert anomaly.reconstruction_error(model, xd).shape == (3,)
     # a NumPy mask (as mcar_mask gives) with backend data; a NumPy generator for the draws
-    mask = missing.mcar_mask((3, 5), 0.4, seed=0)
-    filled = missing.mean_imputation(xd, mask)
+    mask = masks.mcar_mask((3, 5), 0.4, seed=0)
+    filled = imputation.mean_imputation(xd, mask)
     assert backend.array_module(filled) is xp
     np.testing.assert_array_equal(to_numpy(filled)[mask], x.astype(np.float32)[mask])
-    imputed = missing.pseudo_gibbs(model, xd, mask, n_steps=2, seed=np.random.default_rng(0))
+    imputed = imputation.pseudo_gibbs(model, xd, mask, n_steps=2, seed=np.random.default_rng(0))
     assert backend.array_module(imputed) is xp and imputed.shape == (3, 5)
     for sample_rng in (np.random.default_rng(0), backend.default_rng(0, xp)):
         drawn = model.likelihood.sample(model.decoder_output(mu), sample_rng)
