@@ -375,6 +375,23 @@ class LatentVariableModel(Model):
         """The decoder's raw output for z (batch, z_dim): logits, a mean, or [mean, logvar]."""
         raise NotImplementedError
 
+    def posterior_sampler(self, batch: Batch) -> Callable[[Array], tuple[Array, Array]]:
+        """q(z|x) for the rows of ``batch`` as a sampler: eps (m, batch, z_dim) -> (z, log q(z|x)),
+        z = mu + exp(0.5 * logvar) * eps, log q of shape (m, batch). Importance sampling draws
+        through it; a richer posterior (a flow) overrides this and nothing else."""
+        from ..importance import gaussian_log_density
+
+        mu, logvar = self.posterior(batch)
+        with np.errstate(over="ignore"):  # reported just below
+            std = self.xp.exp(0.5 * logvar)
+        if not (all_finite(mu) and all_finite(std)):  # else z = mu + std * eps is inf or NaN
+            raise NotFiniteError(self.explain_overflow("q(z|x) (its mu or std)", x=batch))
+
+        def draw(eps: Array) -> tuple[Array, Array]:
+            return mu + std * eps, gaussian_log_density(eps, logvar)
+
+        return draw
+
     def decoder_output_for(self, z: Array, batch: Batch, repeats: int) -> Array:
         """The decoder's output for ``repeats`` samples of z per row of ``batch``, sample-major
         (z: (repeats * batch, z_dim)), as importance sampling needs it. A conditional model
@@ -444,7 +461,7 @@ class LatentVariableModel(Model):
         ``keep_mean``, the mean of p(x|z_i) of every sample is kept: (k, batch, x_dim).
         Returns each log-density as (k, batch) float64.
         """
-        from ..importance import gaussian_log_density, standard_normal_log_density
+        from ..importance import standard_normal_log_density
         from ..validation import check_positive_int
 
         batch = self.prepare(x)
@@ -460,11 +477,7 @@ class LatentVariableModel(Model):
         else:
             k = check_positive_int(k, "k")
             rng = self.rng if rng is None else check_rng(rng, "rng")
-        mu, logvar = self.posterior(batch)
-        with np.errstate(over="ignore"):  # reported just below
-            std = xp.exp(0.5 * logvar)
-        if not (all_finite(mu) and all_finite(std)):  # else z = mu + std * eps is inf or NaN
-            raise NotFiniteError(self.explain_overflow("q(z|x) (its mu or std)", x=batch))
+        draw = self.posterior_sampler(batch)
         log_px_z = xp.empty((k, n), dtype=np.float64)
         log_pz = xp.empty((k, n), dtype=np.float64)
         log_qz = xp.empty((k, n), dtype=np.float64)
@@ -478,14 +491,14 @@ class LatentVariableModel(Model):
                 e = backend.to_device(e, xp).astype(self.dtype, copy=False)
             else:
                 e = eps[start : start + m]
-            z = mu + std * e  # (m, batch, z_dim)
+            z, log_q = draw(e)  # (m, batch, z_dim) and log q(z|x): (m, batch)
             out = self.decoder_output_for(z.reshape(m * n, self.z_dim), batch, m)
             x_rep = _repeat(batch.x, m)
             mask_rep = None if batch.mask is None else _repeat(batch.mask, m)
             rows = slice(start, start + m)
             log_px_z[rows] = self.likelihood.log_prob(out, x_rep, mask_rep).reshape(m, n)
             log_pz[rows] = standard_normal_log_density(z)
-            log_qz[rows] = gaussian_log_density(e, logvar)
+            log_qz[rows] = log_q
             if keep_mean:
                 means[rows] = self.likelihood.mean(out).reshape(m, n, self.x_dim)
         return ImportanceSamples(log_px_z, log_pz, log_qz, means)

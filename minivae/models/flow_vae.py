@@ -26,7 +26,7 @@ log|det_k|] (one sample): the same expectation, less noise, and K = 0 is exactly
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ import numpy as np
 from .. import backend
 from ..backend import Array
 from ..flows import flow_backward, flow_forward
-from ..importance import ImportanceSamples, gaussian_log_density, standard_normal_log_density
+from ..importance import gaussian_log_density, standard_normal_log_density
 from ..kl import kl_standard_normal_with_grads
 from ..likelihoods import make_likelihood
 from ..mlp import MLP
@@ -265,68 +265,15 @@ class FlowVAE(LatentVariableModel):
     # Importance sampling with the flow posterior as the proposal
     # -------------------------------------------------------------------------------------
 
-    def importance_samples(
-        self,
-        x: Any,
-        k: int,
-        rng: Any = None,
-        *,
-        eps: Array | None = None,
-        keep_mean: bool = False,
-        max_chunk: int = 2**22,
-    ) -> ImportanceSamples:
-        """k samples z_K ~ q_K(z|x) per example and the three log-densities:
-
-            log w_i = log p(x | z_K,i) + log p(z_K,i) - log q_K(z_K,i | x),
-            log q_K(z_K | x) = log q_0(z_0 | x) - sum_k log|det_k|,
-
-        so :meth:`log_likelihood` (the IWAE bound) holds for the flow posterior. Arguments and
-        shapes as in :meth:`LatentVariableModel.importance_samples`; each log-density (k, batch)
-        float64.
-        """
-        batch = self.prepare(x)
-        xp, n = self.xp, len(batch)
-        if eps is not None:
-            if len(eps.shape) != 3 or tuple(eps.shape[1:]) != (n, self.z_dim):
-                raise ValueError(
-                    f"eps must be (K, batch, z_dim) = (K, {n}, {self.z_dim}), "
-                    f"got {tuple(eps.shape)}"
-                )
-            eps = backend.to_device(eps, xp).astype(self.dtype, copy=False)
-            k = int(eps.shape[0])
-        else:
-            k = check_positive_int(k, "k")
-            rng = self.rng if rng is None else rng
+    def posterior_sampler(self, batch: Batch) -> Callable[[Array], tuple[Array, Array]]:
+        """q_K(z|x) as a sampler for importance sampling: eps (m, batch, z_dim) ->
+        (z_K, log q_K(z_K|x)) with log q_K = log q_0(z_0|x) - sum_k log|det_k|, so
+        :meth:`log_likelihood` (the IWAE bound) holds for the flow posterior."""
         mu, logvar, steps = self.flow_posterior(batch)
-        std = xp.exp(0.5 * logvar)
-        log_px_z = xp.empty((k, n), dtype=np.float64)
-        log_pz = xp.empty((k, n), dtype=np.float64)
-        log_qz = xp.empty((k, n), dtype=np.float64)
-        means = xp.empty((k, n, self.x_dim), dtype=self.dtype) if keep_mean else None
-        out_width = self.likelihood.outputs_per_pixel * self.x_dim
-        chunk = max(1, min(k, max_chunk // max(1, n * out_width)))  # bounds memory
-        for start in range(0, k, chunk):
-            m = min(chunk, k - start)
-            if eps is None:
-                e = rng.standard_normal((m, n, self.z_dim))
-                e = backend.to_device(e, xp).astype(self.dtype, copy=False)
-            else:
-                e = eps[start : start + m]
-            z_k, log_det, _ = flow_forward(mu + std * e, steps)  # (m, batch, z_dim)
-            out = self.decoder_output(z_k.reshape(m * n, self.z_dim))
-            mask_rep = None if batch.mask is None else _tile_rows(batch.mask, m)
-            rows = slice(start, start + m)
-            log_px = self.likelihood.log_prob(out, _tile_rows(batch.x, m), mask_rep)
-            log_px_z[rows] = log_px.reshape(m, n)
-            log_pz[rows] = standard_normal_log_density(z_k)
-            log_qz[rows] = gaussian_log_density(e, logvar) - log_det
-            if keep_mean:
-                means[rows] = self.likelihood.mean(out).reshape(m, n, self.x_dim)
-        return ImportanceSamples(log_px_z, log_pz, log_qz, means)
+        std = self.xp.exp(0.5 * logvar)
 
+        def draw(eps: Array) -> tuple[Array, Array]:
+            z_k, log_det, _ = flow_forward(mu + std * eps, steps)
+            return z_k, gaussian_log_density(eps, logvar) - log_det
 
-
-def _tile_rows(a: Array, k: int) -> Array:
-    """(batch, D) -> (k * batch, D): k copies of the batch, sample-major (as z.reshape gives)."""
-    xp = backend.array_module(a)
-    return xp.broadcast_to(a, (k, *a.shape)).reshape(k * a.shape[0], *a.shape[1:])
+        return draw
