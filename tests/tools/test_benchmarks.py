@@ -85,7 +85,7 @@ def test_quick_benchmark_writes_the_table(tmp_path):
     out = tmp_path / "results.md"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "bench_cpu.py"), "--quick", "--batches", "128",
-         "--threads", "1", "--out", str(out)],
+         "--threads", "1", "--no-models", "--out", str(out)],
         capture_output=True, text=True, timeout=900, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,6 +97,31 @@ def test_quick_benchmark_writes_the_table(tmp_path):
     row = next(ln for ln in text.splitlines() if ln.startswith("| 128 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(float(c) > 0 for c in cells[1:8]), row  # times and ratios are positive numbers
+
+
+@pytest.mark.slow
+def test_every_course_model_and_its_torch_twin_compute_the_same_thing_in_float64(tmp_path):
+    """bench_models.py --quick: every case runs (2 steps of each framework) and, in float64 on
+    the same weights, batch and eps, the twin's loss and every gradient equal minivae's."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out, raw = tmp_path / "models.md", tmp_path / "models.json"
+    run_script(str(BENCH / "bench_models.py"), "--quick", "--out", str(out), "--json", str(raw),
+               timeout=900)
+    rows = json.loads(raw.read_text())
+    classes = {r["case"]["cls"] for r in rows}
+    assert classes == {"VAE", "CVAE", "M2", "VQVAE", "FlowVAE", "IWAE"}, classes
+    likelihoods = {r["case"]["kw"].get("likelihood") for r in rows if r["case"]["cls"] == "VAE"}
+    assert likelihoods == {"bernoulli", "gaussian", "gaussian_learned"}
+    for r in rows:
+        name, f = f"{r['case']['name']} ({r['case']['size']})", r["float64"]
+        assert f["loss"] == pytest.approx(f["loss_torch"], rel=1e-10), name
+        assert f["term_rel_err"] < 1e-10, name
+        assert f["grad_rel_err"] < 1e-10, (name, f["worst_grad"])
+        assert f["n_arrays"] >= 8, name
+        assert all(v > 0 for v in r["ms_per_step"].values()), name
+    table = out.read_text()
+    assert table.count("\n| ") == len(rows) + 2  # header, rule, a row per case
 
 
 @pytest.mark.skipif(GPU, reason="a GPU is present: the no-GPU path is not taken here")
