@@ -11,7 +11,7 @@ Conventions, stated once for the whole library:
 from . import backend
 from .checkpoint import load, save
 from .gradcheck import check_gradients, numerical_gradient, rel_error
-from .models import VAE, Autoencoder
+from .models import CVAE, IWAE, M2, VAE, VQVAE, Autoencoder, FlowVAE
 from .optim import SGD, Adam
 from .params import Parameters
 from .train import History, TrainingDiverged, evaluate, fit
@@ -19,10 +19,15 @@ from .train import History, TrainingDiverged, evaluate, fit
 __version__ = "0.1.0"
 
 __all__ = [
+    "CVAE",
+    "IWAE",
+    "M2",
     "SGD",
     "VAE",
+    "VQVAE",
     "Adam",
     "Autoencoder",
+    "FlowVAE",
     "History",
     "Parameters",
     "TrainingDiverged",

@@ -1,7 +1,7 @@
 """The models of the course, each one file, all implementing one protocol (:mod:`.base`).
 
 ``MODELS`` maps a model's class name (``config()["class"]``) to its class, for checkpoints; a new
-model registers itself here.
+model is one new file here and one entry in it.
 """
 
 from .autoencoder import Autoencoder
@@ -14,12 +14,23 @@ from .m2 import M2
 from .vae import VAE
 from .vqvae import VQVAE, CodePrior
 
-MODELS: dict[str, type[Model]] = {"VAE": VAE, "Autoencoder": Autoencoder, "VQVAE": VQVAE}
-MODELS.update({"CVAE": CVAE, "M2": M2, "Classifier": Classifier})
+MODELS: dict[str, type[Model]] = {
+    cls.__name__: cls
+    for cls in (Autoencoder, VAE, CVAE, M2, Classifier, VQVAE, CodePrior, FlowVAE, IWAE)
+}
 
-__all__ = ["MODELS", "VAE", "VQVAE", "Autoencoder", "Batch", "LatentVariableModel", "Model"]
-__all__ += ["CVAE", "M2", "Classifier"]
-MODELS.update({"CodePrior": CodePrior})
-__all__ += ["CodePrior"]
-MODELS.update({"FlowVAE": FlowVAE, "IWAE": IWAE})
-__all__ += ["FlowVAE", "IWAE"]
+__all__ = [
+    "CVAE",
+    "IWAE",
+    "M2",
+    "MODELS",
+    "VAE",
+    "VQVAE",
+    "Autoencoder",
+    "Batch",
+    "Classifier",
+    "CodePrior",
+    "FlowVAE",
+    "LatentVariableModel",
+    "Model",
+]
