@@ -158,9 +158,9 @@ def generator(seed: Any, xp: types.ModuleType, name: str = "seed") -> Any:
     if hasattr(seed, "standard_normal") and hasattr(seed, "random"):
         return seed
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-        from .validation import check_seed  # lazily: validation imports this module
-
-        return default_rng(check_seed(seed, name), xp)  # a negative seed: named, not NumPy's
+        if seed is not None and seed < 0:  # named here, not NumPy's unnamed message
+            raise ValueError(f"{name} must be an integer >= 0 or None, got {int(seed)}")
+        return default_rng(None if seed is None else int(seed), xp)
     raise TypeError(
         f"{name} must be an int, None or a random generator (numpy.random.default_rng(...)), "
         f"got {seed!r}"
