@@ -11,11 +11,10 @@ its rounding error alone is about 1e-7 / 1e-6 = 0.1.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 
-Array = Any
+from .backend import Array
 
 
 def rel_error(a: Array, b: Array) -> float:

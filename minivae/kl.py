@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .accel import kernels
-from .backend import array_module
-
-Array = Any
+from .backend import Array, array_module
 
 
 def kl_standard_normal_elementwise(mu: Array, logvar: Array) -> Array:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .backend import array_module
-
-Array = Any  # a NumPy or CuPy ndarray
+from .backend import Array, array_module
 
 # ---------------------------------------------------------------------------------------------
 # Linear

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import array_module
+from .backend import Array, array_module
 from .validation import check_real
-
-Array = Any
 
 
 def beta_kl(kl_per_latent: Array, beta: float) -> tuple[float, Array]:

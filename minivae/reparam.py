@@ -10,12 +10,8 @@ moves the randomness into ``eps`` and gives dz/dmu = 1, dz/dlogvar = 0.5 * std *
 
 from __future__ import annotations
 
-from typing import Any
-
 from .accel import kernels
-from .backend import array_module
-
-Array = Any
+from .backend import Array, array_module
 
 
 def reparameterize(mu: Array, logvar: Array, eps: Array) -> tuple[Array, tuple]:
