@@ -377,14 +377,6 @@ def _replay(model: VAE, x: Array, eps: Array, lr: float, slip: str) -> list[dict
         if slip == "no zero_grad":
             loss_now().backward()
             optimizer.step()
-        elif slip == "zero_grad after backward":
-            loss_now().backward()
-            optimizer.zero_grad()
-            optimizer.step()
-        elif slip == "step before backward":
-            optimizer.zero_grad()
-            optimizer.step()
-            loss_now().backward()
         elif slip == "two steps":
             optimizer.zero_grad()
             loss_now().backward()
