@@ -758,7 +758,9 @@ def _learner_error(
     if frames and frames[-1] != fn_name and not isinstance(err, NotImplementedError):
         kind += f" (in {frames[-1]})"
     for cls, words in (explain or {}).items():
-        if isinstance(err, cls):
+        # NotImplementedError is a RuntimeError: a blank exercise stays "not written yet" even
+        # when a check explains RuntimeErrors
+        if isinstance(err, cls) and not isinstance(err, NotImplementedError):
             return ExerciseError(f"{fn_name} raised {kind}: {err}. {words}")
     if isinstance(err, NotImplementedError):
         culprit = frames[-1] if frames else fn_name

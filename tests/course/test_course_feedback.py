@@ -435,3 +435,13 @@ def test_unpack_checks_the_number_of_results():
 def test_passed_prints_a_check_mark(capsys):
     feedback.passed("linear_forward is right")
     assert capsys.readouterr().out == "\N{CHECK MARK} linear_forward is right\n"
+
+
+def test_a_blank_exercise_stays_not_written_yet_when_runtime_errors_are_explained():
+    from minivae.course import feedback
+
+    def blank(x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="blank is not written yet"):
+        feedback.call(blank, 1.0, explain={RuntimeError: "a RuntimeError hint"})
