@@ -9,12 +9,16 @@ Conventions, stated once for the whole library:
 """
 
 from . import backend
+from .accel import blas as _blas
 from .checkpoint import load, save
 from .gradcheck import check_gradients, numerical_gradient, rel_error
 from .models import CVAE, IWAE, M2, VAE, VQVAE, Autoencoder, FlowVAE
 from .optim import SGD, Adam
 from .params import Parameters
 from .train import History, TrainingDiverged, evaluate, fit
+
+# one BLAS thread for the course's small products (minivae.accel.blas; MINIVAE_BLAS_THREADS)
+_blas.apply_process_default()
 
 __version__ = "0.1.0"
 

@@ -7,15 +7,18 @@ a lecture that takes 22 s with one thread takes 3 minutes with the default (meas
 03's lecture with two other CPU-bound processes running; a 784 x 256 model at batch 128 took
 482 s instead of about 10 s with the machine's load at 8). Only large products (the MNIST
 benchmark's 784 x 512 at batch 512: 205 million multiply-adds) gain from two threads, and only on
-an idle machine. So :func:`minivae.train.fit` limits BLAS to one thread when the largest product
-of a step is below :data:`SMALL_PRODUCT`, which every model the lectures train is, and leaves
-BLAS alone otherwise. The rule depends on the model and the batch size only, not on how busy the
-machine is, so the same seed still gives the same numbers on the same machine (the thread count
-changes the last digits of a large product's sums).
+an idle machine. So minivae uses one BLAS thread in the process that imports it
+(:func:`apply_process_default`, at ``import minivae``: a learner's own ``loss_and_grads``,
+``log_likelihood`` or imputation cell is as small as a training step), and
+:func:`minivae.train.fit` gives BLAS back its own thread count while it trains a model whose
+largest product is at least :data:`SMALL_PRODUCT`. The rule depends on the model and the batch
+size only, not on how busy the machine is, so the same seed still gives the same numbers on the
+same machine (the thread count can change the last digits of a large product's sums).
 
 Switch: ``fit(..., blas_threads=N)`` sets N threads, ``blas_threads=None`` leaves BLAS as it is;
-the environment variable ``MINIVAE_BLAS_THREADS`` (a number, or ``default``) does the same for
-every call of ``fit`` that does not say. Needs threadpoolctl (a course dependency); without it
+the environment variable ``MINIVAE_BLAS_THREADS`` (a number, or ``default``: BLAS's own count
+and no limit at import) does the same for the whole process and every call of ``fit`` that does
+not say. Needs threadpoolctl (a course dependency); without it
 BLAS is left alone.
 """
 
@@ -31,6 +34,9 @@ from typing import Any
 SMALL_PRODUCT = 2**26
 
 AUTO = "auto"
+
+#: BLAS's own thread count before :func:`apply_process_default` limited it (None: not limited).
+_blas_own_threads: int | None = None
 
 
 def largest_product(model: Any, batch_size: int) -> int:
@@ -52,7 +58,9 @@ def threads_for(model: Any, batch_size: int, blas_threads: Any = AUTO) -> int | 
         if env:
             blas_threads = env
         else:
-            return 1 if largest_product(model, batch_size) < SMALL_PRODUCT else None
+            if largest_product(model, batch_size) < SMALL_PRODUCT:
+                return 1
+            return _blas_own_threads  # what BLAS had before minivae's import limited it
     if blas_threads is None:
         return None
     threads = 0
@@ -83,3 +91,22 @@ def limited(threads: int | None) -> Iterator[None]:
         return
     with threadpool_limits(limits=threads, user_api="blas"):
         yield
+
+
+def apply_process_default() -> None:
+    """One BLAS thread for this process, or ``MINIVAE_BLAS_THREADS`` of them ('default': BLAS's
+    own count, left alone). Called once, by ``import minivae``; needs threadpoolctl (a course
+    dependency), without which BLAS is left alone. A bad value is reported by ``fit``."""
+    global _blas_own_threads
+    env = os.environ.get("MINIVAE_BLAS_THREADS", "").strip()
+    if env == "default" or (env and not env.isdigit()) or env == "0":
+        return
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:  # threadpoolctl is a course dependency, not the library's
+        return
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    if not counts:
+        return
+    _blas_own_threads = max(counts)
+    threadpool_limits(limits=int(env) if env else 1, user_api="blas")

@@ -21,6 +21,7 @@ def test_auto_uses_one_thread_for_the_course_models_and_leaves_large_ones(monkey
     monkeypatch.delenv("MINIVAE_BLAS_THREADS", raising=False)
     assert blas.threads_for(SMALL, 64) == 1
     assert blas.threads_for(LARGE, 128) == 1, "784 x 512 at batch 128 is still a course size"
+    monkeypatch.setattr(blas, "_blas_own_threads", None)  # as without threadpoolctl
     assert blas.threads_for(LARGE, 512) is None, "205 million multiply-adds: BLAS keeps its own"
 
 
@@ -62,3 +63,34 @@ def test_fit_trains_under_the_limit_and_the_limit_changes_no_number(monkeypatch)
     assert seen == [1, 2]
     assert runs[0] == runs[1], "tiny products: 1 and 2 BLAS threads compute the same numbers"
     assert threadpoolctl.threadpool_info() is not None
+
+
+def _blas_threads_after_import(env: dict) -> int:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, minivae, threadpoolctl; "
+        "print(json.dumps([p['num_threads'] for p in threadpoolctl.threadpool_info() "
+        "if p['user_api'] == 'blas']))"
+    )
+    full = {**os.environ, **env}
+    full.pop("OPENBLAS_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+                         check=True).stdout
+    return max(json.loads(out))
+
+
+def test_importing_minivae_limits_blas_to_one_thread_unless_told_otherwise():
+    pytest.importorskip("threadpoolctl")
+    assert _blas_threads_after_import({"MINIVAE_BLAS_THREADS": ""}) == 1
+    assert _blas_threads_after_import({"MINIVAE_BLAS_THREADS": "2", "OMP_NUM_THREADS": "2"}) == 2
+
+
+def test_fit_gives_a_large_model_back_blas_own_thread_count(monkeypatch):
+    monkeypatch.delenv("MINIVAE_BLAS_THREADS", raising=False)
+    monkeypatch.setattr(blas, "_blas_own_threads", 2)
+    assert blas.threads_for(LARGE, 512) == 2
+    assert blas.threads_for(SMALL, 64) == 1
