@@ -30,6 +30,7 @@ from .losses import (
     LOG_2PI,
     bernoulli_log_prob,
     bernoulli_nll,
+    bernoulli_nll_rows,
     gaussian_log_prob,
     gaussian_nll,
     gaussian_nll_fixed_var,
@@ -37,7 +38,24 @@ from .losses import (
 from .validation import check_unit_interval
 
 
-class Bernoulli:
+class Likelihood:
+    """What the three likelihoods share: ``nll_rows`` from their ``nll`` and ``log_prob``.
+
+    Each likelihood defines ``nll(out, x, mask)`` -> (batch-mean loss, its gradient for ``out``),
+    ``log_prob(out, x, mask)`` -> (batch,), ``mean``, ``sample``, ``config`` and ``check_data``.
+    """
+
+    def nll_rows(self, out: Array, x: Array, mask: Array | None = None) -> tuple[Array, Array]:
+        """(-log p(x_obs|z) per example: (batch,), the gradient of their batch mean for ``out``).
+
+        For models that weight each example's term (IWAE, M2): the gradient of
+        sum_b w_b * nll_b is ``dout * batch * w_b``. A likelihood may compute both together.
+        """
+        _, dout = self.nll(out, x, mask)
+        return -self.log_prob(out, x, mask), dout
+
+
+class Bernoulli(Likelihood):
     """p(x|z) = prod_d Bernoulli(x_d; sigmoid(logit_d)); the decoder outputs logits (batch, D)."""
 
     name = "bernoulli"
@@ -61,6 +79,13 @@ class Bernoulli:
         loss = float(-self.log_prob(out, x, mask).sum()) / batch
         return loss, (sigmoid(out) - x) * mask / batch
 
+    def nll_rows(self, out: Array, x: Array, mask: Array | None = None) -> tuple[Array, Array]:
+        """Per-example -log p(x_obs|z) and the gradient of their mean, in one pass without a mask
+        (:func:`minivae.losses.bernoulli_nll_rows`)."""
+        if mask is None:
+            return bernoulli_nll_rows(out, x)
+        return super().nll_rows(out, x, mask)
+
     def log_prob(self, out: Array, x: Array, mask: Array | None = None) -> Array:
         """log p(x_obs|z) per example: (batch,); every entry when mask is None."""
         if mask is None:
@@ -77,7 +102,7 @@ class Bernoulli:
         return (to_device(rng.random(p.shape), array_module(p)) < p).astype(p.dtype)
 
 
-class GaussianFixedVar:
+class GaussianFixedVar(Likelihood):
     """p(x|z) = N(x; mean, var * I), fixed ``var``; the decoder outputs the mean (batch, D)."""
 
     name = "gaussian"
@@ -118,7 +143,7 @@ class GaussianFixedVar:
         return out + math.sqrt(self.var) * noise
 
 
-class GaussianLearnedVar:
+class GaussianLearnedVar(Likelihood):
     """p(x|z) = N(x; mean, diag(exp(logvar))); the decoder outputs [mean, logvar]: (batch, 2 D)."""
 
     name = "gaussian_learned"

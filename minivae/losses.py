@@ -57,6 +57,27 @@ def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
     return loss, dlogits
 
 
+def bernoulli_nll_rows(logits: Array, x: Array) -> tuple[Array, Array]:
+    """The Bernoulli negative log-likelihood per example, and the gradient of its batch mean.
+
+    nll_rows = sum_d [softplus(l) - x * l]   = -log p(x_b | l_b)                (batch,)
+    dlogits  = (sigmoid(l) - x) / batch      = d(mean_b nll_rows) / d logits   (batch, D)
+
+    For models that weight each row's term (IWAE's importance weights, M2's label weights):
+    ``-bernoulli_log_prob`` and ``bernoulli_nll``'s gradient, computed together (one exp of the
+    logits for both on the fast path, bit for bit the same numbers).
+    """
+    xp = array_module(logits)
+    batch = x.shape[0]
+    fused = kernels.get("bernoulli_nll", xp)
+    if fused is not None:  # on a GPU, one kernel (see minivae.accel.kernels)
+        per_entry, dlogits = fused(logits, x, float(batch))
+        return per_entry.sum(axis=1), dlogits
+    if accel.enabled():
+        return inplace.bernoulli_nll_rows(logits, x)
+    return -bernoulli_log_prob(logits, x), (sigmoid(logits) - x) / batch
+
+
 # ---------------------------------------------------------------------------------------------
 # Gaussian
 # ---------------------------------------------------------------------------------------------

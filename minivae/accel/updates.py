@@ -37,9 +37,12 @@ from . import kernels
 
 Array = Any  # a NumPy or CuPy ndarray
 
-#: Entries per chunk of the flat buffer (float32: 512 KiB per array). Measured on a 2-core AMD EPYC:
-#: 2**14 -> 2.1 ms per step of an 835k-parameter Adam, 2**17 -> 1.6 ms, one whole pass -> 1.7 ms.
-CHUNK = 2**17
+#: Entries per chunk of the flat buffer (float32: 256 KiB per array; the five arrays of a chunk,
+#: 1.25 MiB, stay in a core's L2 cache). Per step of an 835k-parameter Adam, 1 thread: on a 2-core
+#: AMD EPYC 2**14 -> 2.1 ms, 2**17 -> 1.6 ms, one whole pass -> 1.7 ms; on the 2-core Xeon of
+#: today's benchmarks (2 MiB of L2 per core) 2**14 -> 2.08 ms, 2**15 -> 1.90, 2**16 -> 1.85,
+#: 2**17 -> 1.96 (``python benchmarks/bench_cpu.py`` reports the machine).
+CHUNK = 2**16
 
 
 class ChunkRunner:

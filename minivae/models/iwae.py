@@ -94,7 +94,11 @@ class IWAE(VAE):
         out, dec_cache = self.decoder.forward(params, z.reshape(k * n, d))
         x_rep = _tile_rows(x, k)
         mask_rep = None if batch.mask is None else _tile_rows(batch.mask, k)
-        log_px_z = self.likelihood.log_prob(out, x_rep, mask_rep).reshape(k, n)
+        if need_grads:  # -log p(x|z_i) per row and the gradient of their mean, together
+            nll_rows, dout_mean = self.likelihood.nll_rows(out, x_rep, mask_rep)
+            log_px_z = -nll_rows.reshape(k, n)
+        else:
+            log_px_z = self.likelihood.log_prob(out, x_rep, mask_rep).reshape(k, n)
         log_pz = standard_normal_log_density(z)  # (k, batch)
         log_qz = gaussian_log_density(eps, logvar)  # (k, batch)
         log_w = log_px_z + beta * (log_pz - log_qz)
@@ -109,10 +113,13 @@ class IWAE(VAE):
 
         # backward: d loss / d log w_i = -w~_i / n, each sample's gradient weighted by w~_i
         w_tilde = normalized_weights(log_w, axis=0)  # (k, batch), sums to 1 over the k samples
-        # nll's dout is the gradient of the mean over the k * n rows: times k * n gives one row's
+        # A weight below 2**-64 changes no gradient visibly (relative < 1e-19, under float64's
+        # rounding), but times a small dlogit it makes subnormal float32 entries of dout, which
+        # OpenBLAS multiplies about 100x slower than normal ones (benchmarks/README.md): 0 instead.
+        w_tilde[w_tilde < 2.0**-64] = 0
+        # dout_mean is the gradient of the mean over the k * n rows: times k * n gives one row's
         # d(-log p(x|z_i)); times w~_i / n weights it
-        _, dout = self.likelihood.nll(out, x_rep, mask_rep)
-        dout = dout * (k * w_tilde.reshape(k * n, 1))
+        dout = dout_mean * (k * w_tilde.reshape(k * n, 1))
         dz, _ = self.decoder.backward(dout, dec_cache, grads)
         # + the prior's part of -log w_i: d/dz (beta * z^2 / 2) = beta * z, weighted by w~_i / n
         dz = dz.reshape(k, n, d) + (beta / n) * w_tilde[..., None] * z

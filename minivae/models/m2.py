@@ -187,7 +187,10 @@ class M2(CVAE):
         z, reparam_cache = reparameterize(mu, logvar, eps.reshape(n * k, z_dim))
         zc, z_width = concat_label(z, c_rep)
         out, dec_cache = self.decoder.forward(params, zc)
-        recon_rows = -self.likelihood.log_prob(out, x_rep, mask_rep)  # (n K,)
+        if need_grads:  # -log p(x|z) per row and the gradient of their mean over nK, together
+            recon_rows, dout_mean = self.likelihood.nll_rows(out, x_rep, mask_rep)  # (n K,)
+        else:
+            recon_rows = -self.likelihood.log_prob(out, x_rep, mask_rep)  # (n K,)
         kl_rows = kl_standard_normal_elementwise(mu, logvar).sum(axis=1)  # (n K,)
         bound = (recon_rows + self.beta * kl_rows).reshape(n, k) + math.log(k)  # L(x, y): (n, K)
 
@@ -209,8 +212,7 @@ class M2(CVAE):
 
         # encoder and decoder: L's gradient for every (row, label), scaled by W / n
         row_weight = (weight / n).reshape(n * k, 1)
-        _, dout = self.likelihood.nll(out, x_rep, mask_rep)  # the gradient of the mean over nK
-        dout = dout * (n * k * row_weight)
+        dout = dout_mean * (n * k * row_weight)
         dzc, _ = self.decoder.backward(dout, dec_cache, grads)
         dz = concat_label_backward(dzc, z_width)  # the label columns are data
         dmu, dlogvar = reparameterize_backward(dz, reparam_cache)

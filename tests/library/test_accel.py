@@ -19,7 +19,8 @@ import pytest
 from minivae import SGD, VAE, Adam, Autoencoder, accel, fit
 from minivae.accel import inplace, kernels
 from minivae.layers import sigmoid, softplus
-from minivae.losses import bernoulli_nll
+from minivae.likelihoods import make_likelihood
+from minivae.losses import bernoulli_log_prob, bernoulli_nll, bernoulli_nll_rows
 from minivae.mlp import MLP
 from minivae.params import Parameters
 
@@ -92,10 +93,13 @@ def _logits_and_x(dtype, shape=(33, 17), seed=0):
     return logits, x
 
 
+# (33, 17): SIMD loops' tails everywhere; (300, 787): full vector lengths, a training batch's size
+@pytest.mark.parametrize("shape", [(33, 17), (300, 787)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_in_place_bernoulli_loss_equals_the_plain_formula_bit_for_bit(dtype, xp, to_xp,
+def test_in_place_bernoulli_loss_equals_the_plain_formula_bit_for_bit(dtype, shape, xp, to_xp,
                                                                      to_numpy):
-    logits, x = to_xp(*_logits_and_x(dtype))
+    logits, x = to_xp(*_logits_and_x(dtype, shape))
+    batch = shape[0]
     loss, dlogits = inplace.bernoulli_nll(logits, x)
     with accel.disabled():
         plain_loss, plain_dlogits = bernoulli_nll(logits, x)
@@ -104,14 +108,79 @@ def test_in_place_bernoulli_loss_equals_the_plain_formula_bit_for_bit(dtype, xp,
     np.testing.assert_array_equal(to_numpy(dlogits), to_numpy(plain_dlogits))
     # the plain code is the formula: softplus(l) - x l and (sigmoid(l) - x) / batch
     host_logits, host_x = to_numpy(logits), to_numpy(x)
-    assert plain_loss == float((softplus(host_logits) - host_x * host_logits).sum()) / 33
+    assert plain_loss == float((softplus(host_logits) - host_x * host_logits).sum()) / batch
     np.testing.assert_array_equal(to_numpy(plain_dlogits),
-                                  (sigmoid(host_logits) - host_x) / 33)
+                                  (sigmoid(host_logits) - host_x) / batch)
     # and the library's function takes the in-place path by default (no kernel on these)
     if kernels.get("bernoulli_nll", xp) is None:
         default_loss, default_dlogits = bernoulli_nll(logits, x)
         assert default_loss == loss
         np.testing.assert_array_equal(to_numpy(default_dlogits), to_numpy(dlogits))
+
+
+@pytest.mark.parametrize("shape", [(33, 17), (300, 787)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_rows_equal_minus_log_prob_and_the_nll_gradient_bit_for_bit(dtype, shape, xp,
+                                                                             to_xp, to_numpy):
+    """nll_rows (IWAE's and M2's per-row term with its gradient, in one pass) is -log_prob per row
+    and bernoulli_nll's gradient, bit for bit, on the fast path and on the plain one."""
+    logits, x = to_xp(*_logits_and_x(dtype, shape, seed=3))
+    rows, dlogits = inplace.bernoulli_nll_rows(logits, x)
+    with accel.disabled():
+        plain_rows, plain_dlogits = bernoulli_nll_rows(logits, x)
+        minus_log_prob = -bernoulli_log_prob(logits, x)
+        _, nll_dlogits = bernoulli_nll(logits, x)
+    assert rows.shape == (shape[0],) and rows.dtype == dtype and dlogits.dtype == dtype
+    for got, want in [(rows, plain_rows), (plain_rows, minus_log_prob), (dlogits, plain_dlogits),
+                      (plain_dlogits, nll_dlogits)]:
+        np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+    if kernels.get("bernoulli_nll", xp) is None:  # the default path is the in-place one
+        default_rows, default_dlogits = bernoulli_nll_rows(logits, x)
+        np.testing.assert_array_equal(to_numpy(default_rows), to_numpy(rows))
+        np.testing.assert_array_equal(to_numpy(default_dlogits), to_numpy(dlogits))
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian", "gaussian_learned"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_every_likelihoods_nll_rows_is_minus_log_prob_and_the_nll_gradient(name, masked, xp,
+                                                                          to_xp, to_numpy):
+    rng = np.random.default_rng(5)
+    likelihood = make_likelihood(name)
+    width = 11 * likelihood.outputs_per_pixel
+    out = rng.standard_normal((7, width)) * 3
+    x = (rng.random((7, 11)) < 0.5).astype(np.float64)
+    mask = rng.random((7, 11)) < 0.7 if masked else None
+    out, x = to_xp(out, x)
+    mask = None if mask is None else to_xp(mask)
+    rows, dout = likelihood.nll_rows(out, x, mask)
+    _, nll_dout = likelihood.nll(out, x, mask)
+    np.testing.assert_array_equal(to_numpy(rows), to_numpy(-likelihood.log_prob(out, x, mask)))
+    np.testing.assert_array_equal(to_numpy(dout), to_numpy(nll_dout))
+    assert rows.shape == (7,) and dout.shape == out.shape
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mlp_forward_with_the_relu_in_place_equals_the_plain_forward(activation, dtype, xp, to_xp,
+                                                                    to_numpy):
+    """The fast forward overwrites each product with its ReLU; outputs and caches are the plain
+    forward's, bit for bit, and the input is never written to."""
+    rng = np.random.default_rng(6)
+    mlp = MLP([9, 7, 5, 4], activation, "enc.")
+    host = Parameters.zeros(mlp.param_shapes(), dtype)
+    mlp.init_params(host, rng)
+    params = Parameters(to_xp(host.flat), host.shapes())
+    x = to_xp(rng.standard_normal((6, 9)).astype(dtype))
+    x_before = to_numpy(x).copy()
+    out, caches = mlp.forward(params, x)
+    with accel.disabled():
+        plain_out, plain_caches = mlp.forward(params, x)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(plain_out))
+    np.testing.assert_array_equal(to_numpy(x), x_before)
+    for (linear, act), (plain_linear, plain_act) in zip(caches, plain_caches, strict=True):
+        np.testing.assert_array_equal(to_numpy(linear[0]), to_numpy(plain_linear[0]))
+        if act is not None and not isinstance(act, tuple):
+            np.testing.assert_array_equal(to_numpy(act), to_numpy(plain_act))
 
 
 # ---------------------------------------------------------------------------------------------
