@@ -62,12 +62,15 @@ def check_data(
 def all_finite(x: Any) -> bool:
     """True when the array ``x`` (any shape, any backend) holds no NaN and no inf.
 
-    One sum instead of a boolean copy of the data (47 MB for MNIST, and on a GPU one reduction
-    and one read-back): NaN and inf propagate through it. Only a sum that is not finite, which
-    an overflow of finite entries also gives, falls back to the entry-wise check.
+    One dot product x . x instead of a boolean copy of the data (47 MB for MNIST, and on a GPU
+    one reduction and one read-back): NaN and inf propagate through it, and BLAS computes it on
+    its threads (a step's 835k gradients: 0.10 ms against 0.19 for a sum, 2 threads). Only a
+    result that is not finite, which an overflow of finite entries also gives, falls back to
+    the entry-wise check.
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # inf + -inf, overflow: expected here
-        total = float(x.sum())
+    flat = x.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, overflow: expected here
+        total = float(flat @ flat) if flat.dtype.kind == "f" else float(flat.sum())
     return math.isfinite(total) or bool(array_module(x).isfinite(x).all())
 
 
