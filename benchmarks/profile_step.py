@@ -67,11 +67,46 @@ def profile(batch: int, threads: int, steps: int, top: int) -> dict[str, Any]:
     return {
         "batch": batch,
         "threads": threads,
+        "torch": torch_phases(model, x, batch, threads, steps),
         "ms_per_step": 1e3 * statistics.median(times),
         "profiled_ms_per_step": 1e3 * total / steps,
         "top": [{"where": _where(key), "ms": 1e3 * entry[2] / steps,
                  "share": entry[2] / total} for key, entry in rows],
     }
+
+
+def torch_phases(model: Any, x: Any, batch: int, threads: int, steps: int) -> dict[str, Any]:
+    """PyTorch's twin (``torch_twin.py``, the same weights) on the same batches: median ms of its
+    forward (with the loss), backward and ``Adam.step``, for the default and the fused Adam."""
+    torch = common.import_torch(threads)
+    from torch_twin import make_adam, twin_of
+
+    xt = torch.from_numpy(x)
+    generator = torch.Generator().manual_seed(1)
+    result: dict[str, Any] = {}
+    for name, fused in (("default Adam", False), ("fused Adam", True)):
+        twin = twin_of(model)
+        optimizer = make_adam(twin, fused=fused)
+        phases: dict[str, list[float]] = {"forward (with the loss)": [], "backward": [],
+                                          "Adam.step": [], "step": []}
+        for i in range(2 * steps):  # the first half warms up
+            xb = xt[i % steps * batch : (i % steps + 1) * batch]
+            eps = torch.randn(batch, model.z_dim, generator=generator)
+            t0 = time.perf_counter()
+            loss, recon, kl = twin(xb, eps)
+            t1 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            t2 = time.perf_counter()
+            optimizer.step()
+            t3 = time.perf_counter()
+            [value.item() for value in (loss, recon, kl)]  # the three numbers fit records
+            t4 = time.perf_counter()
+            if i >= steps:
+                for key, value in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t0), strict=True):
+                    phases[key].append(value)
+        result[name] = {key: 1e3 * statistics.median(v) for key, v in phases.items()}
+    return result
 
 
 def _where(key: tuple[str, int, str]) -> str:
@@ -90,6 +125,11 @@ def to_text(result: dict[str, Any]) -> str:
              f"{result['profiled_ms_per_step']:.2f} under cProfile)"]
     for row in result["top"]:
         lines.append(f"  {100 * row['share']:5.1f}%  {row['ms']:6.2f} ms  {row['where']}")
+    for name, phases in result["torch"].items():
+        lines.append(f"PyTorch ({name}), the same batches: {phases['step']:.2f} ms/step")
+        for key, value in phases.items():
+            if key != "step":
+                lines.append(f"  {100 * value / phases['step']:5.1f}%  {value:6.2f} ms  {key}")
     return "\n".join(lines)
 
 

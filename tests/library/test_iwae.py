@@ -155,6 +155,39 @@ def test_gradient_is_the_normalised_weight_average_of_per_sample_gradients():
     assert rel_error(total, uniform) > 1e-2, "the weights must not be uniform 1/k here"
 
 
+def test_negligible_importance_weights_are_set_to_zero_without_changing_the_gradient():
+    """A sample far in the tail (w~ < 2**-64) adds nothing visible to the gradient, but times a
+    dlogit its float32 gradient rows would be subnormal (100x slower in sgemm): they are zeros."""
+    model, x, _ = _tiny(k=3)
+    eps = np.random.default_rng(8).standard_normal((3, 3, 2))
+    # sample 2 of row 0 in the tail: w~ = e**-84, a normal float32 whose products are not
+    eps[2, 0] = [6.3, -6.3]
+    log_w = model.importance_samples(x, 3, eps=eps).log_w
+    w_tilde = np.exp(log_w - log_mean_exp(log_w, 0) - np.log(3))
+    assert np.exp(-85) < w_tilde[2, 0] < np.exp(-84) and w_tilde[:, 1:].min() > 1e-3
+    _, grads = model.loss_and_grads(x, eps)
+    one = IWAE(5, 2, k=1, hidden=(4,), dtype="float64", seed=0)
+    one.params.flat[...] = model.params.flat
+    expected = np.zeros_like(np.array(grads.flat))
+    for b in range(3):
+        for i in range(3):  # every sample, the negligible one included
+            _, g = one.loss_and_grads(x[b : b + 1], eps[i : i + 1, b : b + 1])
+            expected += w_tilde[i, b] * np.array(g.flat) / 3
+    assert rel_error(np.array(grads.flat), expected) < 1e-13
+
+    model32 = IWAE(5, 2, k=3, hidden=(4,), seed=0)  # float32, the same weights
+    model32.params.flat[...] = model.params.flat.astype(np.float32)
+    seen = []
+    backward = model32.decoder.backward
+    model32.decoder.backward = lambda dout, *a, **k: (seen.append(np.array(dout)),
+                                                      backward(dout, *a, **k))[1]
+    model32.loss_and_grads(x.astype(np.float32), eps.astype(np.float32))
+    dout = seen[0]
+    tiny = np.finfo(np.float32).tiny
+    assert np.all((dout == 0) | (np.abs(dout) >= tiny)), "subnormal entries in the decoder's dout"
+    assert np.all(dout[2 * 3 + 0] == 0)  # the far sample's row (sample-major: i * batch + b)
+
+
 def test_loss_and_gradients_equal_torch_autograd():
     torch = pytest.importorskip("torch")
     from test_torch_crosscheck import _compare_grads, _twin
