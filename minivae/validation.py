@@ -68,7 +68,7 @@ def all_finite(x: Any) -> bool:
     result that is not finite, which an overflow of finite entries also gives, falls back to
     the entry-wise check.
     """
-    flat = x.reshape(-1)
+    flat = x if x.ndim == 1 else x.reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, overflow: expected here
         total = float(flat @ flat) if flat.dtype.kind == "f" else float(flat.sum())
     return math.isfinite(total) or bool(array_module(x).isfinite(x).all())

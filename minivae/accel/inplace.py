@@ -65,7 +65,8 @@ def bernoulli_entries(logits: Array, x: Array) -> tuple[Array, Array]:
     batch, width = x.shape
     per_entry = xp.empty_like(logits)
     dlogits = xp.empty_like(logits)
-    # one block for the whole batch on a GPU (one big launch beats many) and for a small batch
+    # one block for a small batch, and on CuPy and the stand-in (on a GPU one big launch beats
+    # many small ones, and its caches are not the CPU's)
     rows = batch if xp is not np or batch * width <= 2 * BLOCK else BLOCK // width
     rows = max(rows, 1)  # an empty batch, or rows wider than a block
     e_block = xp.empty((rows, width), dtype=logits.dtype)

@@ -789,3 +789,18 @@ def test_a_nan_validation_loss_from_a_model_that_does_not_check_is_caught(monkey
     with pytest.raises(minivae.TrainingDiverged,
                        match=r"validation terms after epoch 0 are not finite .*\{'loss': nan\}"):
         fit(model, X, X, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_all_finite_answers_exactly_even_when_finite_entries_overflow(dtype, xp, to_xp):
+    """fit's check of every gradient is one dot product x . x; a NaN or inf makes it non-finite,
+    and so does an overflow of finite entries, which then gets the entry-wise check."""
+    from minivae.validation import all_finite
+
+    big, tiny = np.finfo(dtype).max, np.finfo(dtype).tiny
+    cases = [([1.0, -2.0, 3.0], True), ([1.0, np.nan], False), ([1.0, np.inf], False),
+             ([-np.inf, np.inf], False), ([big, -big, big], True), ([big, np.nan], False),
+             ([], True), ([[tiny, -tiny], [0.0, -0.0]], True)]
+    for values, expected in cases:
+        assert all_finite(to_xp(np.asarray(values, dtype=dtype))) is expected, values
+    assert all_finite(to_xp(np.arange(6).reshape(2, 3))) is True  # integers: always finite
