@@ -13,14 +13,12 @@ sampling.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from . import accel
 from .accel import inplace, kernels
-from .backend import array_module
+from .backend import Array, array_module
 from .layers import sigmoid, softplus
 
-Array = Any
 LOG_2PI = math.log(2 * math.pi)
 
 

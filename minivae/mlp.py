@@ -12,9 +12,8 @@ from typing import Any
 
 from . import accel
 from .accel import inplace
+from .backend import Array
 from .layers import activation, init_linear, linear_backward, linear_forward
-
-Array = Any
 
 
 class MLP:

@@ -21,11 +21,9 @@ import numpy as np
 
 from . import accel
 from .accel import updates
-from .backend import array_module
+from .backend import Array, array_module
 from .params import Parameters
 from .validation import check_finite_scalar, check_positive_int
-
-Array = Any
 
 
 def _flat_pairs(params: Mapping, grads: Mapping) -> list[tuple[Array, Array]]:

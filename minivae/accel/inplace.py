@@ -14,11 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module
+from ..backend import Array, array_module
 from ..layers import relu_backward, relu_forward
-
-Array = Any  # a NumPy or CuPy ndarray
-
 
 #: Entries of one block of rows in :func:`bernoulli_nll` (float32: 128 KiB per array, so the
 #: block's six arrays stay in a core's L2 cache). Measured on the 2-core Xeon of the benchmarks

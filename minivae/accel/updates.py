@@ -32,10 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module
+from ..backend import Array, array_module
 from . import kernels
-
-Array = Any  # a NumPy or CuPy ndarray
 
 #: Entries per chunk of the flat buffer (float32: 256 KiB per array; the five arrays of a chunk,
 #: 1.25 MiB, stay in a core's L2 cache). Per step of an 835k-parameter Adam, 1 thread: on a 2-core
