@@ -723,8 +723,11 @@ def _average_in_process(
         call(fn, twin)
     except ExerciseError as err:
         text = str(err)
-        if "Connection closed" in text or "timed out" in text.lower():
-            what = "a peer process closed the connection" if "Connection closed" in text \
+        # gloo reports a peer that left as "Connection closed by peer" or, depending on which
+        # side notices first, as a read error "Connection reset by peer"
+        closed = "Connection closed" in text or "Connection reset" in text
+        if closed or "timed out" in text.lower():
+            what = "a peer process closed the connection" if closed \
                 else "a collective timed out"
             raise ExerciseError(
                 f"average_gradients raised RuntimeError ({what}, while this process waited in "

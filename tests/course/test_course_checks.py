@@ -1,6 +1,7 @@
-"""The chapter modules of minivae.course (ch00 ... ch06): their reference maths agrees with the
-library, and each check passes the reference itself and fails a wrong function with a message
-that names the slip (the planted mistakes in tests/mistakes/ test them through the notebooks)."""
+"""The chapter modules of minivae.course (ch00 ... ch06, and chapter 10's data-parallel check):
+their reference maths agrees with the library, and each check passes the reference itself and
+fails a wrong function with a message that names the slip (the planted mistakes in
+tests/mistakes/ test them through the notebooks)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,23 @@ def test_a_warm_up_that_returns_1_after_the_warm_up_is_named():
 
     with pytest.raises(ExerciseError, match="after the warm-up your schedule returns 1"):
         ch04_beta_vae.check_kl_warmup_schedule(warmup)
+
+
+def test_a_peer_that_left_is_explained_however_gloo_words_it():
+    """average_gradients' check in two processes: when the learner's code makes a peer leave, gloo
+    says "Connection closed by peer" or "Connection reset by peer" (whichever side notices first,
+    a race); both get the collective's explanation, not gloo's raw text."""
+    pytest.importorskip("torch")
+    from minivae.course import ch10_pytorch
+
+    rng = np.random.default_rng(0)
+    model = VAE(6, 2, (4,), dtype="float64", seed=0)
+    x, eps = rng.random((4, 6)), rng.standard_normal((4, 2))
+    for words in ("Connection closed by peer [127.0.0.1]:1234",
+                  "[gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:11394: Connection "
+                  "reset by peer"):
+        def fn(_model, _words=words):
+            raise RuntimeError(_words)
+
+        with pytest.raises(ExerciseError, match="Every process must call dist.all_reduce"):
+            ch10_pytorch.check_average_gradients(fn, model, x, eps, timeout=20)
