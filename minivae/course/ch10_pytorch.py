@@ -724,8 +724,10 @@ def _average_in_process(
     except ExerciseError as err:
         text = str(err)
         # gloo reports a peer that left as "Connection closed by peer" or, depending on which
-        # side notices first, as a read error "Connection reset by peer"
-        closed = "Connection closed" in text or "Connection reset" in text
+        # side notices first and how, as "Connection reset by peer" (a read) or "Broken pipe"
+        # (a write)
+        closed = any(words in text for words in
+                     ("Connection closed", "Connection reset", "Broken pipe"))
         if closed or "timed out" in text.lower():
             what = "a peer process closed the connection" if closed \
                 else "a collective timed out"

@@ -134,8 +134,8 @@ def test_a_warm_up_that_returns_1_after_the_warm_up_is_named():
 
 def test_a_peer_that_left_is_explained_however_gloo_words_it():
     """average_gradients' check in two processes: when the learner's code makes a peer leave, gloo
-    says "Connection closed by peer" or "Connection reset by peer" (whichever side notices first,
-    a race); both get the collective's explanation, not gloo's raw text."""
+    says "Connection closed by peer", "Connection reset by peer" or "Broken pipe" (whichever side
+    notices first, a race); each gets the collective's explanation, not gloo's raw text."""
     pytest.importorskip("torch")
     from minivae.course import ch10_pytorch
 
@@ -144,7 +144,8 @@ def test_a_peer_that_left_is_explained_however_gloo_words_it():
     x, eps = rng.random((4, 6)), rng.standard_normal((4, 2))
     for words in ("Connection closed by peer [127.0.0.1]:1234",
                   "[gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:11394: Connection "
-                  "reset by peer"):
+                  "reset by peer",
+                  "[gloo/transport/tcp/pair.cc:598] Write error [127.0.0.1]:11394: Broken pipe"):
         def fn(_model, _words=words):
             raise RuntimeError(_words)
 
