@@ -42,17 +42,8 @@ def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
     loss    = (1/batch) * sum_{b,d} [softplus(l) - x * l]   = -(1/batch) sum_b log p(x_b | l_b)
     dlogits = (sigmoid(l) - x) / batch                       logits, x: (batch, D)
     """
-    xp = array_module(logits)
-    batch = x.shape[0]
-    fused = kernels.get("bernoulli_nll", xp)
-    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.accel.kernels)
-        per_entry, dlogits = fused(logits, x, float(batch))
-        return float(per_entry.sum()) / batch, dlogits
-    if accel.enabled():  # the same numbers in fewer passes (see minivae.accel.inplace)
-        return inplace.bernoulli_nll(logits, x)
-    loss = float((softplus(logits) - x * logits).sum()) / batch
-    dlogits = (sigmoid(logits) - x) / batch
-    return loss, dlogits
+    per_entry, dlogits = bernoulli_entries(logits, x)
+    return float(per_entry.sum()) / x.shape[0], dlogits
 
 
 def bernoulli_nll_rows(logits: Array, x: Array) -> tuple[Array, Array]:
@@ -62,18 +53,24 @@ def bernoulli_nll_rows(logits: Array, x: Array) -> tuple[Array, Array]:
     dlogits  = (sigmoid(l) - x) / batch      = d(mean_b nll_rows) / d logits   (batch, D)
 
     For models that weight each row's term (IWAE's importance weights, M2's label weights):
-    ``-bernoulli_log_prob`` and ``bernoulli_nll``'s gradient, computed together (one exp of the
-    logits for both on the fast path, bit for bit the same numbers).
+    ``-bernoulli_log_prob`` and ``bernoulli_nll``'s gradient from the same passes, bit for bit
+    the same numbers (a - b = -(b - a) exactly in floating point, and so is a sum of negated
+    terms).
     """
-    xp = array_module(logits)
+    per_entry, dlogits = bernoulli_entries(logits, x)
+    return per_entry.sum(axis=1), dlogits
+
+
+def bernoulli_entries(logits: Array, x: Array) -> tuple[Array, Array]:
+    """softplus(l) - x * l and (sigmoid(l) - x) / batch, entry by entry: two (batch, D) arrays,
+    which :func:`bernoulli_nll` and :func:`bernoulli_nll_rows` sum (over all, or per row)."""
     batch = x.shape[0]
-    fused = kernels.get("bernoulli_nll", xp)
-    if fused is not None:  # on a GPU, one kernel (see minivae.accel.kernels)
-        per_entry, dlogits = fused(logits, x, float(batch))
-        return per_entry.sum(axis=1), dlogits
-    if accel.enabled():
-        return inplace.bernoulli_nll_rows(logits, x)
-    return -bernoulli_log_prob(logits, x), (sigmoid(logits) - x) / batch
+    fused = kernels.get("bernoulli_nll", array_module(logits))
+    if fused is not None:  # on a GPU, the lines below as one kernel (see minivae.accel.kernels)
+        return fused(logits, x, float(batch))
+    if accel.enabled():  # the same numbers in fewer passes (see minivae.accel.inplace)
+        return inplace.bernoulli_entries(logits, x)
+    return softplus(logits) - x * logits, (sigmoid(logits) - x) / batch
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,12 @@ code, the fast path is a named switch beside it. The fast paths, and what they a
   the optimizer updates, each replacing the plain lines beside its call (``kl.py``,
   ``reparam.py``, ``losses.py``, ``optim.py``): the optimizers give the same numbers bit for bit
   (compiled with ``--fmad=false``), the losses agree to float rounding (``exp``, ``log1p``);
-- :func:`.inplace.bernoulli_nll`: ``losses.bernoulli_nll`` with one ``exp`` for softplus and
-  sigmoid and every pass written into one of three buffers; bit for bit;
+- :func:`.inplace.bernoulli_entries`: ``losses.bernoulli_entries`` (the per-entry terms behind
+  ``bernoulli_nll`` and ``bernoulli_nll_rows``) with one ``exp`` for softplus and sigmoid, in
+  cache-sized blocks of rows, every pass written into the results or two scratch blocks; bit
+  for bit;
+- :func:`.inplace.activation_forward_in_place`, :func:`.inplace.activation_backward_in_place`:
+  the ReLU written over its input's fresh array; bit for bit;
 - :func:`.inplace.mlp_backward_into`: ``MLP.backward(dout, caches, grads)`` writing dW and db
   straight into the gradient buffer and skipping the unused data gradient; bit for bit;
 - :mod:`.updates`: ``SGD.step`` and ``Adam.step`` in place, on NumPy in cache-sized chunks and

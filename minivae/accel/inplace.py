@@ -17,7 +17,7 @@ import numpy as np
 from ..backend import Array, array_module
 from ..layers import relu_backward, relu_forward
 
-#: Entries of one block of rows in :func:`bernoulli_nll` (float32: 128 KiB per array, so the
+#: Entries of one block of rows in :func:`bernoulli_entries` (float32: 128 KiB per array, so the
 #: block's six arrays stay in a core's L2 cache). Measured on the 2-core Xeon of the benchmarks
 #: (2 MiB of L2 per core), 512 x 784 float32 logits: the whole array at once 2.05 ms, blocks of
 #: 8 rows 1.83, 16 rows 1.59, 32 rows (2**15 / 784) 1.46, 64 rows 1.47, 128 rows 1.56 ms; at
@@ -25,31 +25,9 @@ from ..layers import relu_backward, relu_forward
 BLOCK = 2**15
 
 
-def bernoulli_nll(logits: Array, x: Array) -> tuple[float, Array]:
-    """:func:`minivae.losses.bernoulli_nll` in 15 array passes (one exp) instead of about 24.
-
-    loss    = (1/batch) * sum_{b,d} [softplus(l) - x * l]
-    dlogits = (sigmoid(l) - x) / batch                       logits, x: (batch, D)
-    """
-    per_entry, dlogits = bernoulli_entries(logits, x)
-    return float(per_entry.sum()) / x.shape[0], dlogits
-
-
-def bernoulli_nll_rows(logits: Array, x: Array) -> tuple[Array, Array]:
-    """:meth:`minivae.likelihoods.Bernoulli.nll_rows` without a mask: both results in one go.
-
-    nll_rows = sum_d [softplus(l) - x * l]   = -log p(x_b | l_b)      (batch,)
-    dlogits  = (sigmoid(l) - x) / batch      the gradient of mean_b nll_rows   (batch, D)
-
-    The same numbers, bit for bit, as ``-bernoulli_log_prob(l, x)`` and ``bernoulli_nll``'s
-    gradient (a - b = -(b - a) exactly in floating point, and so is a sum of negated terms).
-    """
-    per_entry, dlogits = bernoulli_entries(logits, x)
-    return per_entry.sum(axis=1), dlogits
-
-
 def bernoulli_entries(logits: Array, x: Array) -> tuple[Array, Array]:
-    """softplus(l) - x * l and (sigmoid(l) - x) / batch, entry by entry: two (batch, D) arrays.
+    """:func:`minivae.losses.bernoulli_entries` in 15 array passes (one exp) instead of about 24:
+    softplus(l) - x * l and (sigmoid(l) - x) / batch, entry by entry, two (batch, D) arrays.
 
     e = exp(-|l|) is computed once for both softplus(l) = max(l, 0) + log1p(e) and
     sigmoid(l) = (1 if l >= 0 else e) / (1 + e) (the two forms of :func:`minivae.layers.sigmoid`),

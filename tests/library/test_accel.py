@@ -62,7 +62,7 @@ def test_no_fast_path_runs_when_acceleration_is_off(monkeypatch):
     """With the switch off, training runs the plain references only (each fast path, replaced
     by a recorder here, is never called); with it on, each is."""
     called = []
-    for module, name in ((inplace, "bernoulli_nll"), (inplace, "mlp_backward_into")):
+    for module, name in ((inplace, "bernoulli_entries"), (inplace, "mlp_backward_into")):
         original = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: (
             called.append(_n), _f(*a, **k))[1])
@@ -76,7 +76,7 @@ def test_no_fast_path_runs_when_acceleration_is_off(monkeypatch):
         fit(VAE(10, 2, (8,), seed=0), x, epochs=1, batch_size=32, progress=False)
     assert called == []
     fit(VAE(10, 2, (8,), seed=0), x, epochs=1, batch_size=32, progress=False)
-    assert sorted(set(called)) == ["adam", "bernoulli_nll", "mlp_backward_into"]
+    assert sorted(set(called)) == ["adam", "bernoulli_entries", "mlp_backward_into"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,10 +100,11 @@ def test_in_place_bernoulli_loss_equals_the_plain_formula_bit_for_bit(dtype, sha
                                                                      to_numpy):
     logits, x = to_xp(*_logits_and_x(dtype, shape))
     batch = shape[0]
-    loss, dlogits = inplace.bernoulli_nll(logits, x)
+    per_entry, dlogits = inplace.bernoulli_entries(logits, x)
+    loss = float(per_entry.sum()) / batch  # as losses.bernoulli_nll sums it
     with accel.disabled():
         plain_loss, plain_dlogits = bernoulli_nll(logits, x)
-    assert loss == plain_loss and isinstance(loss, float)
+    assert loss == plain_loss and isinstance(plain_loss, float)
     assert dlogits.dtype == dtype
     np.testing.assert_array_equal(to_numpy(dlogits), to_numpy(plain_dlogits))
     # the plain code is the formula: softplus(l) - x l and (sigmoid(l) - x) / batch
@@ -125,7 +126,8 @@ def test_bernoulli_rows_equal_minus_log_prob_and_the_nll_gradient_bit_for_bit(dt
     """nll_rows (IWAE's and M2's per-row term with its gradient, in one pass) is -log_prob per row
     and bernoulli_nll's gradient, bit for bit, on the fast path and on the plain one."""
     logits, x = to_xp(*_logits_and_x(dtype, shape, seed=3))
-    rows, dlogits = inplace.bernoulli_nll_rows(logits, x)
+    per_entry, dlogits = inplace.bernoulli_entries(logits, x)
+    rows = per_entry.sum(axis=1)  # as losses.bernoulli_nll_rows sums it
     with accel.disabled():
         plain_rows, plain_dlogits = bernoulli_nll_rows(logits, x)
         minus_log_prob = -bernoulli_log_prob(logits, x)
