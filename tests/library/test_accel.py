@@ -161,18 +161,23 @@ def test_every_likelihoods_nll_rows_is_minus_log_prob_and_the_nll_gradient(name,
     assert rows.shape == (7,) and dout.shape == out.shape
 
 
+def _mlp_and_input(activation, dtype, seed, to_xp):
+    """A 9-7-5-4 MLP, its parameters on the backend, a (6, 9) input, and the generator after."""
+    rng = np.random.default_rng(seed)
+    mlp = MLP([9, 7, 5, 4], activation, "enc.")
+    host = Parameters.zeros(mlp.param_shapes(), dtype)
+    mlp.init_params(host, rng)
+    params = Parameters(to_xp(host.flat), host.shapes())
+    return mlp, params, to_xp(rng.standard_normal((6, 9)).astype(dtype)), rng
+
+
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "softplus"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_mlp_forward_with_the_relu_in_place_equals_the_plain_forward(activation, dtype, xp, to_xp,
                                                                     to_numpy):
     """The fast forward overwrites each product with its ReLU; outputs and caches are the plain
     forward's, bit for bit, and the input is never written to."""
-    rng = np.random.default_rng(6)
-    mlp = MLP([9, 7, 5, 4], activation, "enc.")
-    host = Parameters.zeros(mlp.param_shapes(), dtype)
-    mlp.init_params(host, rng)
-    params = Parameters(to_xp(host.flat), host.shapes())
-    x = to_xp(rng.standard_normal((6, 9)).astype(dtype))
+    mlp, params, x, rng = _mlp_and_input(activation, dtype, 6, to_xp)
     x_before = to_numpy(x).copy()
     out, caches = mlp.forward(params, x)
     with accel.disabled():
@@ -194,12 +199,7 @@ def test_mlp_forward_with_the_relu_in_place_equals_the_plain_forward(activation,
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_mlp_backward_into_buffers_equals_the_plain_loop_bit_for_bit(activation, dtype, xp,
                                                                      to_xp, to_numpy):
-    rng = np.random.default_rng(1)
-    mlp = MLP([9, 7, 5, 4], activation, "enc.")
-    host = Parameters.zeros(mlp.param_shapes(), dtype)
-    mlp.init_params(host, rng)
-    params = Parameters(to_xp(host.flat), host.shapes())
-    x = to_xp(rng.standard_normal((6, 9)).astype(dtype))
+    mlp, params, x, rng = _mlp_and_input(activation, dtype, 1, to_xp)
     out, caches = mlp.forward(params, x)
     dout = to_xp(rng.standard_normal(out.shape).astype(dtype))
     with accel.disabled():
